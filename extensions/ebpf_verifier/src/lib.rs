@@ -1,0 +1,3 @@
+//! eBPF verifier: abstract interpretation over typed registers
+
+#![cfg_attr(not(test), no_std)]
