@@ -1,3 +1,9 @@
-//! eBPF (RFC 9669): instructions, assembler, disassembler, interpreter, maps, helpers, ELF loader
+//! eBPF (RFC 9669): instructions, assembler, disassembler, interpreter, maps, helpers, ELF loader.
+//!
+//! `insn` is the single definition of the encoding; every other module builds on it.
 
 #![cfg_attr(not(test), no_std)]
+
+extern crate alloc;
+
+pub mod insn;
