@@ -1,9 +1,12 @@
 //! eBPF (RFC 9669): instructions, assembler, disassembler, interpreter, maps, helpers, ELF loader.
 //!
 //! `insn` is the single definition of the encoding; every other module builds on it.
+//! `helpers` holds the helper prototypes the verifier type-checks calls against.
 
 #![cfg_attr(not(test), no_std)]
 
 extern crate alloc;
 
+pub mod helpers;
 pub mod insn;
+pub mod limits;
