@@ -7,6 +7,8 @@
 
 extern crate alloc;
 
+pub mod asm;
+pub mod disasm;
 pub mod helpers;
 pub mod insn;
 pub mod limits;
