@@ -1,3 +1,19 @@
-//! In-kernel inference engine: GGUF, tokenizers, quantized kernels, Llama forward pass, sampling, grammar-constrained decoding
+//! In-kernel inference engine: GGUF, tokenizers, quantized kernels, Llama forward pass,
+//! sampling, grammar-constrained decoding.
+//!
+//! no_std + alloc, tested on the host. The numeric half (GGUF, tensor types, kernels, model,
+//! parallel) and the text half (tokenizers, chat templates, sampling, grammar) live side by
+//! side; this file only declares modules and re-exports the public API.
 
 #![cfg_attr(not(test), no_std)]
+#![deny(unsafe_code)]
+#![forbid(unsafe_op_in_unsafe_fn)]
+
+extern crate alloc;
+
+pub mod gguf;
+pub mod limits;
+pub mod quant;
+
+pub use gguf::{Gguf, GgufError, TensorInfo, Value, ValueType};
+pub use quant::GgmlType;
