@@ -1,0 +1,3 @@
+//! Portable microkernel core (under construction).
+#![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_code)]
