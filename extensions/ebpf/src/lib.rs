@@ -4,6 +4,8 @@
 //! `helpers` holds the helper prototypes the verifier type-checks calls against.
 
 #![cfg_attr(not(test), no_std)]
+#![deny(unsafe_code)]
+#![forbid(unsafe_op_in_unsafe_fn)]
 
 extern crate alloc;
 
@@ -12,3 +14,8 @@ pub mod disasm;
 pub mod helpers;
 pub mod insn;
 pub mod limits;
+pub mod maps;
+pub mod memory;
+pub mod runtime;
+pub mod sync;
+pub mod vm;
