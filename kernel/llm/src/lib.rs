@@ -14,6 +14,7 @@ extern crate alloc;
 pub mod gguf;
 pub mod limits;
 pub mod quant;
+pub mod sample;
 
 pub use gguf::{Gguf, GgufError, TensorInfo, Value, ValueType};
 pub use quant::GgmlType;
