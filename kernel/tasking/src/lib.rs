@@ -1,3 +1,11 @@
 //! Portable microkernel core (under construction).
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
+
+extern crate alloc;
+
+pub mod histogram;
+pub mod limits;
+pub mod policy;
+pub mod sched;
+pub mod time;
