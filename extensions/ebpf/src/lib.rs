@@ -10,7 +10,9 @@
 extern crate alloc;
 
 pub mod asm;
+pub mod bench;
 pub mod disasm;
+pub mod elf;
 pub mod helpers;
 pub mod insn;
 pub mod limits;

@@ -288,6 +288,8 @@ impl Map {
     fn array_offset(&self, key: &[u8], cpu: usize) -> Result<usize, MapError> {
         self.check_key(key)?;
         let index = u32::from_le_bytes([key[0], key[1], key[2], key[3]]);
+        // Only per-CPU maps keep copies; the others ignore the core.
+        let cpu = if self.copies == 1 { 0 } else { cpu };
         if index >= self.def.max_entries || cpu >= self.copies {
             return Err(MapError::NotFound);
         }
@@ -577,6 +579,8 @@ mod tests {
         assert_eq!(map.lookup(&key, 3), Some(alloc::vec![3; 8]));
         assert_eq!(map.lookup(&key, 0), Some(alloc::vec![0; 8]));
         assert!(map.lookup(&key, 4).is_none());
+        let plain = Map::new("a", def(MapKind::Array, 4, 8, 2), 1).unwrap();
+        assert!(plain.lookup(&key, 3).is_some(), "arrays ignore the core");
     }
 
     #[test]

@@ -22,19 +22,19 @@ use crate::memory::{self, Regions};
 /// dereference it.
 pub const MAP_HANDLE_TAG: u64 = 0xebbf_0000_0000_0000;
 
-/// What the kernel (or a host test) provides to helpers.
+/// What the kernel (or a host test) provides to helpers. The current core is not here: it
+/// comes with each run ([`crate::vm::RunOptions::cpu`]), so per-CPU maps and
+/// `bpf_get_smp_processor_id` agree.
 pub trait Platform {
     /// Monotonic time in nanoseconds (`bpf_ktime_get_ns`).
     fn now_ns(&self) -> u64;
-    /// Index of the current core (`bpf_get_smp_processor_id`), below [`crate::limits::MAX_CPUS`].
-    fn cpu_id(&self) -> u32;
     /// Receives one formatted `bpf_trace_printk` line (without newline).
     fn log(&self, line: &str);
     /// A random number (`bpf_get_prandom_u32`).
     fn random_u32(&self) -> u32;
 }
 
-/// A platform with fixed answers: time counts up by 1000 ns per call, core 0, log lines are
+/// A platform with fixed answers: time counts up by 1000 ns per call, log lines are
 /// dropped, a fixed xorshift sequence. For tests, the CLI and benchmarks.
 #[derive(Default)]
 pub struct HostPlatform {
@@ -46,9 +46,6 @@ impl Platform for HostPlatform {
     fn now_ns(&self) -> u64 {
         self.clock
             .fetch_add(1000, core::sync::atomic::Ordering::Relaxed)
-    }
-    fn cpu_id(&self) -> u32 {
-        0
     }
     fn log(&self, _line: &str) {}
     fn random_u32(&self) -> u32 {
