@@ -14,10 +14,15 @@
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
+pub mod bootargs;
 pub mod bounded;
-
+pub mod cpu_model;
 pub mod device_tree;
-
+pub mod esr;
 pub mod fdt;
-
+pub mod frame_allocator;
 pub mod limits;
+pub mod line_editor;
+pub mod page_table;
+pub mod ring_buffer;
+pub mod shell_words;
