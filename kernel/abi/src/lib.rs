@@ -24,5 +24,5 @@ pub mod task_id;
 pub use error::KernelError;
 pub use fault::{FaultKind, FaultRecord};
 pub use records::{TaskInfoRecord, TaskStateCode};
-pub use syscall::{ReturnRegisters, Syscall, Sysnum, UserSlice};
+pub use syscall::{ReturnRegisters, Syscall, Sysnum, UserSlice, SUPERVISOR_FAULT_BIT};
 pub use task_id::{Generation, TaskId};

@@ -14,6 +14,10 @@ use crate::error::{KernelError, OK};
 use crate::limits::{ARGUMENT_REGISTERS, RETURN_REGISTERS};
 use crate::task_id::TaskId;
 
+/// Notification bit the kernel posts to the supervisor task when a task faults or exits.
+/// The supervisor includes it in its `receive` mask; other tasks may use it freely.
+pub const SUPERVISOR_FAULT_BIT: u32 = 1 << 31;
+
 /// Syscall numbers (x8).
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 #[repr(u64)]

@@ -9,3 +9,5 @@ pub mod limits;
 pub mod policy;
 pub mod sched;
 pub mod time;
+pub mod timers;
+pub mod usermem;
