@@ -1,0 +1,41 @@
+//! Static limits of the verifier, each with the reason for its number.
+//!
+//! The verifier runs inside the kernel on programs the model wrote, so its own time and
+//! memory must be bounded whatever the input: every loop in the analysis is capped by one of
+//! these numbers, and hitting a cap is a clear rejection, never a hang.
+
+/// Default most instruction slots a program may have. Linux's historical limit
+/// (`BPF_MAXINSNS`) and its unprivileged limit is 4096: hook programs the model writes are
+/// tens of instructions, and 4096 keeps the worst-case verification time in the tens of
+/// milliseconds (see the README's measurements). Callers may raise it per hook.
+pub const DEFAULT_MAX_INSNS: usize = 4096;
+
+/// Default most instructions the abstract interpreter may process (states visited), summed
+/// over all paths. Linux uses 1 M for privileged programs. 1 M bounds a verification to well
+/// under a second on the host and is ample for loops of a few thousand iterations.
+pub const DEFAULT_COMPLEXITY_LIMIT: u64 = 1_000_000;
+
+/// Bytes of stack per call frame (RFC 9669; Linux gives every frame 512 bytes too).
+pub const STACK_FRAME_SIZE: i64 = ebpf::limits::STACK_FRAME_SIZE as i64;
+
+/// Deepest BPF-to-BPF call chain, frames including the main one: the runtime reserves this
+/// many frames, so the verifier must not allow more.
+pub const MAX_CALL_DEPTH: usize = ebpf::limits::MAX_CALL_DEPTH;
+
+/// Largest offset range a pointer may carry after arithmetic (Linux's `BPF_MAX_VAR_OFF`,
+/// 2^29). Any access must also fall inside its region; this cap only keeps the arithmetic on
+/// offsets far from overflow, so the range reasoning stays exact.
+pub const MAX_POINTER_OFFSET: i64 = 1 << 29;
+
+/// Most abstract states kept for pruning at one instruction. More states make pruning more
+/// likely but every check compares against all of them: 32 keeps the check cheap while loops
+/// (which store one state per iteration at the loop head) still find their old states.
+pub const MAX_STATES_PER_INSN: usize = 32;
+
+/// Most abstract states kept for pruning in total: bounds the verifier's memory (a state is a
+/// few hundred bytes plus the stack slots in use, so this caps it at tens of MiB).
+pub const MAX_STORED_STATES: usize = 65_536;
+
+/// Most pending branches (paths waiting on the work list). Each is a full state; the cap
+/// bounds memory for programs that fork at every instruction.
+pub const MAX_PENDING_PATHS: usize = 65_536;
