@@ -1,0 +1,325 @@
+//! `cargo xtask test`: every test of the project, ending with ONE line
+//! `N passed, N failed` and a non-zero exit on any failure.
+//!
+//! The run is a list of suites ([`suites`]). Each suite is a command whose output is
+//! streamed to the terminal and counted: libtest's `test result: ... N passed; M failed`
+//! lines, and for other runners a plain `N passed, M failed` line. A suite that exits
+//! non-zero without reporting a failed test (a build error, a crashed runner) counts as
+//! one failure, so nothing red can end green.
+//!
+//! Adding tests:
+//! - Host tests and data-driven conformance runners (eBPF, inference golden tests) are
+//!   ordinary `#[test]`s in a default workspace member: the `host` suite runs them all.
+//! - QEMU tests go in tests/integration/tests/qemu/ (see its main.rs): the `qemu` suite.
+//! - Anything else (an external runner): add a [`Suite`] to [`suites`] whose command
+//!   prints libtest lines or one `N passed, M failed` line and exits non-zero on failure.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use crate::args::Args;
+use crate::error::{Error, Result};
+use crate::{models, paths, prereq, process, toolchain};
+
+/// What suites may need, prepared once before they run.
+pub struct Context {
+    /// The raw kernel image.
+    pub image: PathBuf,
+    /// The Raspberry Pi 4 device tree.
+    pub rpi4_dtb: PathBuf,
+    /// The default model.
+    pub model: PathBuf,
+}
+
+/// One group of tests.
+pub struct Suite {
+    /// Name for `--suite` and the summary.
+    pub name: &'static str,
+    /// What it covers (for `--help` and the summary).
+    pub about: &'static str,
+    /// Whether it needs the kernel image, device tree and model (built/fetched first).
+    pub needs_kernel: bool,
+    /// The command that runs it.
+    pub command: fn(&Context) -> Command,
+}
+
+fn cargo() -> Command {
+    let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    command.current_dir(paths::root());
+    command
+}
+
+/// Threads for the QEMU tests: the host's cores (each QEMU runs its vCPUs as threads; on
+/// 2 cores, two QEMUs at a time keep both busy without starving either).
+fn qemu_test_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Every suite, in the order they run.
+pub fn suites() -> Vec<Suite> {
+    vec![
+        Suite {
+            name: "host",
+            about: "unit, conformance and golden tests of every default workspace member (cargo test --profile hosttest)",
+            needs_kernel: false,
+            command: |_| {
+                let mut c = cargo();
+                c.args(["test", "--profile", "hosttest", "--no-fail-fast"]);
+                c
+            },
+        },
+        Suite {
+            name: "qemu",
+            about: "QEMU integration tests on virt and raspi4b (tests/integration/tests/qemu)",
+            needs_kernel: true,
+            command: |context| {
+                let mut c = cargo();
+                c.args([
+                    "test",
+                    "--profile",
+                    "hosttest",
+                    "--no-fail-fast",
+                    "-p",
+                    "integration",
+                    "--features",
+                    "qemu",
+                    "--test",
+                    "qemu",
+                    "--",
+                    "--test-threads",
+                ])
+                .arg(qemu_test_threads().to_string())
+                .env(integration::artifacts::IMAGE_VAR, &context.image)
+                .env(integration::artifacts::RPI4_DTB_VAR, &context.rpi4_dtb)
+                .env(integration::artifacts::MODEL_VAR, &context.model);
+                c
+            },
+        },
+    ]
+}
+
+/// Counts from one line of runner output, if it is a summary line.
+pub fn counts_in_line(line: &str) -> Option<(u64, u64)> {
+    let line = line.trim();
+    if let Some(rest) = line.strip_prefix("test result: ") {
+        // "ok. 16 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.31s"
+        let mut passed = None;
+        let mut failed = None;
+        for part in rest.split(';') {
+            let words: Vec<&str> = part.split_whitespace().collect();
+            let n = |i: usize| words.get(i).and_then(|w| w.parse::<u64>().ok());
+            match words.as_slice() {
+                [.., _, "passed"] => passed = n(words.len() - 2),
+                [_, "failed"] => failed = n(0),
+                _ => {}
+            }
+        }
+        return passed.zip(failed);
+    }
+    // A plain "N passed, M failed" line (optionally "word: " before it).
+    let body = line.split_once(": ").map_or(line, |(_, b)| b);
+    let (p, f) = body.split_once(", ")?;
+    let passed = p.strip_suffix(" passed")?.parse().ok()?;
+    let failed_text = f.split(", ").next()?;
+    let failed = failed_text.strip_suffix(" failed")?.parse().ok()?;
+    Some((passed, failed))
+}
+
+/// The outcome of one suite.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Tally {
+    /// Tests passed.
+    pub passed: u64,
+    /// Tests failed (plus one when the suite failed without naming a test).
+    pub failed: u64,
+}
+
+fn run_suite(suite: &Suite, context: &Context) -> Result<Tally> {
+    let mut command = (suite.command)(context);
+    process::step(&format!(
+        "suite {}: {}",
+        suite.name,
+        process::describe(&command)
+    ));
+    let mut child = command
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|source| Error::Spawn {
+            program: "cargo".into(),
+            source,
+        })?;
+    let mut tally = Tally::default();
+    if let Some(stdout) = child.stdout.take() {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            println!("{line}");
+            if let Some((passed, failed)) = counts_in_line(&line) {
+                tally.passed += passed;
+                tally.failed += failed;
+            }
+        }
+    }
+    let status = child.wait().map_err(|source| Error::Spawn {
+        program: "cargo".into(),
+        source,
+    })?;
+    if !status.success() && tally.failed == 0 {
+        eprintln!(
+            "suite {} exited with {status} without a failing test: counted as one failure (build error?)",
+            suite.name
+        );
+        tally.failed += 1;
+    }
+    Ok(tally)
+}
+
+/// Runs `cargo xtask test [--suite NAME]... [--toolchain auto|fallback]`; returns the
+/// exit status.
+pub fn command(args: &mut Args) -> Result<i32> {
+    let choice = match args.value("--toolchain")? {
+        Some(v) => toolchain::Choice::parse(&v)?,
+        None => toolchain::Choice::Auto,
+    };
+    let mut wanted = Vec::new();
+    while let Some(name) = args.value("--suite")? {
+        wanted.push(name);
+    }
+    args.finish()?;
+    let all = suites();
+    for name in &wanted {
+        if !all.iter().any(|s| s.name == name) {
+            let known: Vec<&str> = all.iter().map(|s| s.name).collect();
+            return Err(Error::Usage(format!(
+                "--suite {name}: known suites are {}",
+                known.join(", ")
+            )));
+        }
+    }
+    let selected: Vec<&Suite> = all
+        .iter()
+        .filter(|s| wanted.is_empty() || wanted.iter().any(|w| w == s.name))
+        .collect();
+
+    let started = Instant::now();
+    let mut results: Vec<(&str, Tally)> = Vec::new();
+    // Host tests need nothing but cargo and run first, so a host failure shows early;
+    // the kernel image, device tree and model are prepared before the first suite that
+    // needs them.
+    let mut context = None;
+    for suite in &selected {
+        if suite.needs_kernel && context.is_none() {
+            match prepare(choice) {
+                Ok(c) => context = Some(c),
+                Err(e) => {
+                    eprintln!("cannot prepare the kernel image for the QEMU suites: {e}");
+                    results.push((
+                        "kernel build",
+                        Tally {
+                            passed: 0,
+                            failed: 1,
+                        },
+                    ));
+                    break;
+                }
+            }
+        }
+        let placeholder = Context {
+            image: PathBuf::new(),
+            rpi4_dtb: PathBuf::new(),
+            model: PathBuf::new(),
+        };
+        let tally = run_suite(suite, context.as_ref().unwrap_or(&placeholder))?;
+        results.push((suite.name, tally));
+    }
+
+    let total = results.iter().fold(Tally::default(), |acc, (_, t)| Tally {
+        passed: acc.passed + t.passed,
+        failed: acc.failed + t.failed,
+    });
+    eprintln!("\n==> summary ({:.0} s)", started.elapsed().as_secs_f64());
+    for (name, tally) in &results {
+        eprintln!(
+            "    suite {name:<12} passed {:>5}   failed {:>3}",
+            tally.passed, tally.failed
+        );
+    }
+    println!("{} passed, {} failed", total.passed, total.failed);
+    Ok(if total.failed == 0 && total.passed > 0 {
+        0
+    } else {
+        1
+    })
+}
+
+fn prepare(choice: toolchain::Choice) -> Result<Context> {
+    prereq::ensure_tools()?;
+    let kernel = toolchain::build_kernel(choice)?;
+    Ok(Context {
+        image: kernel.image,
+        rpi4_dtb: prereq::ensure_rpi4_dtb()?,
+        model: models::ensure(&models::default_model()?)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_libtest_summary_lines() {
+        assert_eq!(
+            counts_in_line("test result: ok. 16 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.31s"),
+            Some((16, 0))
+        );
+        assert_eq!(
+            counts_in_line(
+                "test result: FAILED. 3 passed; 2 failed; 1 ignored; 0 measured; 0 filtered out"
+            ),
+            Some((3, 2))
+        );
+        assert_eq!(counts_in_line("test foo::bar ... ok"), None);
+        assert_eq!(counts_in_line("running 16 tests"), None);
+    }
+
+    #[test]
+    fn counts_plain_summary_lines() {
+        assert_eq!(counts_in_line("313 passed, 0 failed"), Some((313, 0)));
+        assert_eq!(
+            counts_in_line("conformance: 300 passed, 13 failed, 2 skipped"),
+            Some((300, 13))
+        );
+        assert_eq!(counts_in_line("we passed, the rest failed"), None);
+        assert_eq!(counts_in_line("board: qemu-virt"), None);
+    }
+
+    #[test]
+    fn suite_names_are_unique_and_the_qemu_suite_gets_the_artifacts() {
+        let all = suites();
+        let mut names: Vec<&str> = all.iter().map(|s| s.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), all.len());
+        let context = Context {
+            image: "/i/Image".into(),
+            rpi4_dtb: "/d/x.dtb".into(),
+            model: "/m/x.gguf".into(),
+        };
+        let qemu = all.iter().find(|s| s.name == "qemu").expect("qemu suite");
+        assert!(qemu.needs_kernel);
+        let command = (qemu.command)(&context);
+        let envs: Vec<(String, String)> = command
+            .get_envs()
+            .filter_map(|(k, v)| {
+                Some((
+                    k.to_string_lossy().into_owned(),
+                    v?.to_string_lossy().into_owned(),
+                ))
+            })
+            .collect();
+        assert!(envs.contains(&("ANNEAL_IMAGE".into(), "/i/Image".into())));
+        assert!(envs.contains(&("ANNEAL_RPI4_DTB".into(), "/d/x.dtb".into())));
+        assert!(envs.contains(&("ANNEAL_MODEL".into(), "/m/x.gguf".into())));
+    }
+}
