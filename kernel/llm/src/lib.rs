@@ -12,6 +12,7 @@
 extern crate alloc;
 
 pub mod gguf;
+pub mod grammar;
 pub mod limits;
 pub mod quant;
 pub mod sample;
