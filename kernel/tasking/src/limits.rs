@@ -88,3 +88,6 @@ pub const DEFAULT_STACK_BYTES: u64 = 16 << 10;
 /// (ID_AA64MMFR0_EL1.ASIDBits may say 16); 255 usable values exceed [`MAX_TASKS`], so no
 /// rollover scheme is needed, only a flush before an ASID is reused.
 pub const ASID_COUNT: usize = 256;
+
+/// [`abi::limits::MAX_LOG_BYTES`] as a buffer length: the kernel-stack buffer `log` reads into.
+pub const MAX_LOG_BYTES_USIZE: usize = abi::limits::MAX_LOG_BYTES as usize;
