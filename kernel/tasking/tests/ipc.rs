@@ -125,7 +125,7 @@ fn closed_receive_takes_only_the_named_sender() {
 fn stale_task_ids_fail_after_a_restart() {
     let mut world = World::new(3);
     let supervisor = world.spawn_supervisor_on("super", 2);
-    let client = world.spawn_on("client", 3, 0);
+    let _client = world.spawn_on("client", 3, 0);
     let server = world.spawn_on("server", 3, 1);
     assert_eq!(
         world.sys.fault(
