@@ -533,7 +533,7 @@ fn relocate(
         offset,
         why,
     };
-    if offset % SLOT_SIZE as u64 != 0 {
+    if !offset.is_multiple_of(SLOT_SIZE as u64) {
         return Err(bad("offset is not on an instruction boundary"));
     }
     let slot = usize::try_from(offset / SLOT_SIZE as u64)

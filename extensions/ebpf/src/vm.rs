@@ -878,7 +878,13 @@ impl Vm {
         }
 
         loop {
-            let op = code[pc];
+            debug_assert!(pc < code.len());
+            // SAFETY: `pc` is always a valid index: it starts at 0 (the program is not
+            // empty), jumps and calls only go to targets `Program::load` checked to be inside
+            // the program, `lddw` skips its tail slot which is never the last one, a return
+            // goes to the slot after a call, and the `End` sentinel after the last slot stops
+            // the loop before `pc` can pass it.
+            let op = unsafe { *code.get_unchecked(pc) };
             pc += 1;
             if remaining == 0 {
                 fail!(RunErrorKind::BudgetExhausted { budget });

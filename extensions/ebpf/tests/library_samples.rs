@@ -63,7 +63,10 @@ fn slice_ctx(task: u32, priority: u32, runtime: u64, wait: u64, nr_running: u32)
     c
 }
 
-const SLICE_CASES: [((u32, u32, u64, u64, u32), u64); 6] = [
+/// (task, priority, runtime_ns, wait_ns, nr_running) and the expected slice in µs.
+type SliceCase = ((u32, u32, u64, u64, u32), u64);
+
+const SLICE_CASES: [SliceCase; 6] = [
     ((1, 0, 5_000_000, 1_000_000, 2), 5000),
     ((1, 0, 1_000_000, 5_000_000, 2), 1250),
     ((2, 39, 5_000_000, 0, 1), 2200),
