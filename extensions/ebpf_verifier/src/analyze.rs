@@ -904,6 +904,23 @@ impl<'a> Analyzer<'a> {
                 (nonnull_state, null_state)
             });
         }
+        // A non-null pointer compared unsigned with 0: the outcome is known and reveals
+        // nothing about the address (`p > 0` and `p >= 0` hold, `p < 0` and `p <= 0` fail).
+        if zero_other && matches!(ptr, Value::Pointer { .. }) {
+            let pointer_on_left = !is_zero(&a);
+            let holds = match (cond, pointer_on_left) {
+                (Cond::Gt | Cond::Ge, true) | (Cond::Lt | Cond::Le, false) => Some(true),
+                (Cond::Lt | Cond::Le, true) | (Cond::Gt | Cond::Ge, false) => Some(false),
+                _ => None,
+            };
+            if let Some(holds) = holds {
+                return Ok(if holds {
+                    (Some(state.clone()), None)
+                } else {
+                    (None, Some(state.clone()))
+                });
+            }
+        }
         // Two pointers into the same region: allowed, no refinement.
         if let (Value::Pointer { region: ra, .. }, Value::Pointer { region: rb, .. }) = (a, b) {
             if ra == rb {

@@ -701,6 +701,9 @@ fn pointer_comparison() {
     );
     // A non-null pointer compared with 0: only one edge is possible.
     accepts(&[jmp(JEQ, 1, 0, 1), mov(0, 0), exit()]);
+    // Unsigned comparisons of a non-null pointer with 0 have a known outcome: `p < 0`
+    // never holds, so r0 is set on the only path.
+    accepts(&[jmp(JLT, 1, 0, 1), mov(0, 1), exit()]);
 }
 
 #[test]
