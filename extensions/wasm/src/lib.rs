@@ -23,6 +23,7 @@ pub mod host;
 pub mod limits;
 pub mod manifest;
 pub mod runtime;
+pub mod wat;
 
 pub use error::{ErrorKind, ExtensionError, Fault, HostFault, LinkReason};
 pub use host::{HostServices, InMemoryServices, LogLevel, LogRecord, MapError};

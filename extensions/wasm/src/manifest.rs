@@ -332,6 +332,24 @@ pub fn with_manifest(module: &[u8], manifest: &Manifest) -> Result<Vec<u8>, Mani
     Ok(out)
 }
 
+/// Returns `module` without any custom sections (names, manifest, producers): what is left
+/// is what decides behaviour. Used to compare compilers byte for byte.
+pub fn strip_custom_sections(module: &[u8]) -> Result<Vec<u8>, ManifestError> {
+    let mut out = Vec::with_capacity(module.len());
+    out.extend_from_slice(
+        module
+            .get(..8)
+            .ok_or(ManifestError::MalformedModule { offset: 0 })?,
+    );
+    for section in Sections::new(module) {
+        let section = section?;
+        if section.id != 0 {
+            out.extend_from_slice(section.raw);
+        }
+    }
+    Ok(out)
+}
+
 fn write_leb_u32(out: &mut Vec<u8>, mut value: u32) {
     loop {
         let byte = (value & 0x7f) as u8;
