@@ -284,6 +284,13 @@ impl<P: SchedPolicy> TaskSystem<P> {
         self.slots.get(index).map(|slot| slot.notifications)
     }
 
+    /// The bits the notification timer of slot `index` will post, if armed.
+    pub fn armed_timer_bits(&self, index: usize) -> Option<u32> {
+        self.slots
+            .get(index)
+            .and_then(|slot| slot.timer.map(|(_, bits)| bits))
+    }
+
     /// Earliest armed timer, for a tickless kernel to program its comparator.
     pub fn next_timer_deadline(&self) -> Option<Instant> {
         self.timers.next_deadline()
