@@ -490,6 +490,16 @@ fn parse_line(text: &str) -> Result<Parsed, AsmErrorKind> {
                 });
             }
             expect_count(m, &ops, 1)?;
+            if let Some(id) = ops[0].strip_prefix("btf:") {
+                // A helper by BTF id (src 2): decoded and printed, never executed here.
+                return Ok(Parsed::one(RawInsn::new(
+                    class::JMP | jmp::CALL,
+                    0,
+                    insn::call_src::HELPER_BY_BTF_ID,
+                    0,
+                    parse_imm32(id)?,
+                )));
+            }
             if is_reg(ops[0]) {
                 let r = parse_reg(ops[0])?;
                 return Ok(Parsed::one(RawInsn::new(

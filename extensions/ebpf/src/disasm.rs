@@ -254,7 +254,7 @@ mod tests {
                     lock fetch xor32 [%r10-4], %r3\nlock xchg [%r10-8], %r1\n\
                     lock cmpxchg32 [%r10-8], %r1\nle16 %r0\nbe32 %r0\nbswap64 %r0\n\
                     movsx1664 %r0, %r1\nldxsh %r0, [%r10-2]\nsdiv %r1, -3\nsmod32 %r1, %r2\n\
-                    neg %r3\nstw [%r10-4], -5\nldabsh 12\nldindb %r1, 3\nexit\n";
+                    neg %r3\nstw [%r10-4], -5\nldabsh 12\nldindb %r1, 3\ncall btf:3\nexit\n";
         let slots = assemble(text).unwrap();
         let back = disassemble(&slots).unwrap();
         assert_eq!(back, text);

@@ -6,12 +6,11 @@
 //!   is appended after each program's code and `call` relocations (`R_BPF_64_32`) are
 //!   resolved to PC-relative offsets, as libbpf does (target slot = symbol value / 8 + imm +
 //!   1 in the target section). An object with only `.text` yields `.text` as its program.
-//! - **Maps**: the legacy `maps` section (`struct bpf_map_def`: type, key_size, value_size,
-//!   max_entries, flags), read fully; and global data sections (`.rodata*`, `.data*`,
-//!   `.bss*`), each turned into a one-entry array map holding the section, as libbpf does, so
-//!   constant strings and globals work. BTF-style `.maps` definitions are not read (they
-//!   need the whole BTF type graph); an object that has a `.maps` section is refused with a
-//!   message saying so rather than loaded wrongly.
+//! - **Maps**, in this order: the legacy `maps` section (`struct bpf_map_def`: type,
+//!   key_size, value_size, max_entries, flags); BTF-style `SEC(".maps")` definitions (their
+//!   shape is read from `.BTF` by [`crate::btf`]; the object must be built with `-g`); and
+//!   global data sections (`.rodata*`, `.data*`, `.bss*`), each turned into a one-entry
+//!   array map holding the section, as libbpf does, so constant strings and globals work.
 //! - **Map relocations** (`R_BPF_64_64` on `lddw`): a map symbol becomes `lddw src=1
 //!   (map by fd), imm = map index`; a data symbol becomes `src=2 (map value), imm = map
 //!   index, upper imm = offset`. The map index is the position in [`ElfObject::maps`], which
@@ -294,14 +293,6 @@ pub fn parse(bytes: &[u8]) -> Result<ElfObject, ElfError> {
             info,
         });
     }
-    if sections.iter().any(|s| s.name == ".maps") {
-        return Err(ElfError::Unsupported {
-            what: "BTF-style `.maps` map definitions; define maps in the legacy `maps` \
-                   section (struct bpf_map_def, see extensions/library/ebpf/anneal_bpf.h)"
-                .to_string(),
-        });
-    }
-
     // Symbols.
     let mut symbols = Vec::new();
     if let Some(symtab) = sections.iter().find(|s| s.kind == SHT_SYMTAB) {
@@ -343,6 +334,7 @@ pub fn parse(bytes: &[u8]) -> Result<ElfObject, ElfError> {
         if is_code {
             roles[index] = SectionRole::Code;
         } else if section.name == "maps" || section.name.starts_with("maps/") {
+            // Legacy definitions: struct bpf_map_def at each symbol.
             roles[index] = SectionRole::LegacyMaps;
             let data = slice(bytes, section.offset, section.size, "maps section")?;
             let mut defs: Vec<&Symbol> = symbols
@@ -374,6 +366,43 @@ pub fn parse(bytes: &[u8]) -> Result<ElfObject, ElfError> {
                     initial: None,
                 });
             }
+        }
+    }
+    if let Some(maps_index) = sections.iter().position(|s| s.name == ".maps") {
+        let btf =
+            sections
+                .iter()
+                .find(|s| s.name == ".BTF")
+                .ok_or_else(|| ElfError::Unsupported {
+                    what: "a `.maps` section without `.BTF` (compile with -g)".to_string(),
+                })?;
+        let btf_bytes = slice(bytes, btf.offset, btf.size, ".BTF section")?;
+        let btf_maps = crate::btf::maps_from_btf(btf_bytes).map_err(|e| ElfError::BadMap {
+            name: ".maps".to_string(),
+            why: e.0,
+        })?;
+        roles[maps_index] = SectionRole::LegacyMaps;
+        // Object files carry DATASEC offsets of 0 (libbpf fixes them up from the symbol
+        // table), so each BTF variable is matched to its symbol by name.
+        let mut defs: Vec<&Symbol> = symbols
+            .iter()
+            .filter(|s| s.shndx as usize == maps_index && s.kind != STT_SECTION)
+            .collect();
+        defs.sort_by_key(|s| s.value);
+        for sym in defs {
+            let m = btf_maps
+                .iter()
+                .find(|m| m.name == sym.name)
+                .ok_or_else(|| ElfError::BadMap {
+                    name: sym.name.clone(),
+                    why: "no BTF description in the .maps DATASEC".to_string(),
+                })?;
+            legacy_index.push((maps_index, sym.value, maps.len()));
+            maps.push(ElfMap {
+                name: m.name.clone(),
+                def: m.def,
+                initial: None,
+            });
         }
     }
     for (index, section) in sections.iter().enumerate() {

@@ -11,6 +11,7 @@ extern crate alloc;
 
 pub mod asm;
 pub mod bench;
+pub mod btf;
 pub mod disasm;
 pub mod elf;
 pub mod helpers;

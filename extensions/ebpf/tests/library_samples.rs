@@ -175,8 +175,20 @@ fn packet_counter_c_filters_and_counts() {
 fn events_c_writes_the_ring_buffer_and_logs() {
     let object = elf::parse(&compile("events")).unwrap();
     let names: Vec<&str> = object.maps.iter().map(|m| m.name.as_str()).collect();
-    assert_eq!(names[0], "events");
-    assert!(names.contains(&".data"), "{names:?}");
+    // Maps in section order: BTF maps by symbol offset, then global data.
+    assert_eq!(names, ["last_event", "events", ".data", ".rodata.str1.1"]);
+    // BTF-style definitions: the shapes come from .BTF.
+    assert_eq!(object.maps[1].def.kind, MapKind::RingBuf);
+    assert_eq!(object.maps[1].def.max_entries, 4096);
+    assert_eq!(
+        object.maps[0].def,
+        MapDef {
+            kind: MapKind::Hash,
+            key_size: 4,
+            value_size: 32,
+            max_entries: 64
+        }
+    );
     let maps = object.create_maps(1).unwrap();
     let prog = object.program("syscall/enter").unwrap();
     let program = Program::load(&prog.slots, &HelperTable::standard(), &maps).unwrap();
@@ -192,7 +204,8 @@ fn events_c_writes_the_ring_buffer_and_logs() {
     };
     let out = vm.run(&program, &mut ctx, &on_core_1, &p).unwrap();
     assert_eq!(out.r0, 0);
-    let record = maps[0].ringbuf_pop().expect("one event");
+    let (last_event, events) = (&maps[0], &maps[1]);
+    let record = events.ringbuf_pop().expect("one event");
     assert_eq!(record.len(), 32);
     assert_eq!(&record[0..8], &123_456u64.to_le_bytes());
     assert_eq!(&record[8..12], &7u32.to_le_bytes());
@@ -200,6 +213,10 @@ fn events_c_writes_the_ring_buffer_and_logs() {
     assert_eq!(&record[16..20], &1u32.to_le_bytes()); // the core of the run
     assert_eq!(&record[24..32], &0xdead_beefu64.to_le_bytes());
     assert_eq!(*p.lines.borrow(), ["syscall 7 by task 42"]);
+    assert_eq!(
+        last_event.lookup(&42u32.to_le_bytes(), 0),
+        Some(record.clone())
+    );
     // Below the threshold in .data (min_nr = 2): no event. Raising it through the map
     // changes the program's behaviour without reloading.
     ctx[0..4].copy_from_slice(&1u32.to_le_bytes());

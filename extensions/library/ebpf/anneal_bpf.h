@@ -1,7 +1,8 @@
 /* anneal_bpf.h: what an Anneal eBPF extension in C needs, with no libbpf headers.
  *
- * Sections name the hook a program attaches to (SEC("sched/slice")). Maps use the legacy
- * "maps" section layout (struct bpf_map_def), which the Anneal ELF loader reads fully.
+ * Sections name the hook a program attaches to (SEC("sched/slice")). Maps may use the
+ * legacy "maps" section layout (struct bpf_map_def, ANNEAL_MAP below) or libbpf's BTF style
+ * (struct { __uint(type, ...); __type(key, ...); ... } name SEC(".maps"); compile with -g).
  * Helper ids are Linux's; the prototypes match extensions/ebpf/src/helpers.rs.
  */
 #ifndef ANNEAL_BPF_H
@@ -40,6 +41,10 @@ struct bpf_map_def {
     struct bpf_map_def SEC("maps") name_ = {                                                \
         .type = type_, .key_size = key_, .value_size = value_, .max_entries = entries_,     \
     }
+
+/* libbpf's BTF-style map members. */
+#define __uint(name, val) int (*name)[val]
+#define __type(name, val) typeof(val) *name
 
 static void *(*bpf_map_lookup_elem)(void *map, const void *key) = (void *)1;
 static long (*bpf_map_update_elem)(void *map, const void *key, const void *value,

@@ -3,7 +3,8 @@
  * Context: struct syscall_ctx. For every syscall whose number is at least the threshold in
  * the global `min_nr` (a .data variable the kernel may change), writes a struct event to the
  * ring buffer `events` with a timestamp and the core, and logs one trace line. Returns 0, or
- * 1 when the ring buffer was full.
+ * 1 when the ring buffer was full. Also keeps each task's last event in a hash map. Maps are
+ * declared BTF style (SEC(".maps")), so build with -g.
  */
 #include "anneal_bpf.h"
 
@@ -22,7 +23,19 @@ struct event {
     __u64 arg0;
 };
 
-ANNEAL_MAP(events, BPF_MAP_TYPE_RINGBUF, 0, 0, 4096);
+/* BTF-style definition (the other samples use the legacy section). */
+struct {
+    __uint(type, BPF_MAP_TYPE_RINGBUF);
+    __uint(max_entries, 4096);
+} events SEC(".maps");
+
+/* Tasks seen, BTF style with typed key and value. */
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __type(key, __u32);
+    __type(value, struct event);
+    __uint(max_entries, 64);
+} last_event SEC(".maps");
 
 __u32 min_nr = 2;
 
@@ -39,6 +52,7 @@ int on_syscall(struct syscall_ctx *ctx)
     e.arg0 = ctx->arg0;
     char fmt[] = "syscall %u by task %u";
     bpf_trace_printk(fmt, sizeof(fmt), e.nr, e.task_id);
+    bpf_map_update_elem(&last_event, &e.task_id, &e, BPF_ANY);
     if (bpf_ringbuf_output(&events, &e, sizeof(e), 0) < 0)
         return 1;
     return 0;
