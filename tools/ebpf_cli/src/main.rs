@@ -4,6 +4,7 @@
 //! ebpf asm FILE.s [-o OUT.bin]      assemble (default output: FILE.bin)
 //! ebpf disasm FILE                  print assembly that re-assembles to the same bytes
 //! ebpf verify [--ctx-size N] [--ctx-writable] [--helpers FILE.json] [--max-insns N] FILE
+//!                                   (verify.rs, the verifier engineer's)
 //! ebpf run [--mem FILE] [--budget N] FILE
 //! ebpf bench [--json] [--repeat N]  interpreter ns per instruction (host)
 //! ```
@@ -31,8 +32,12 @@ program section, default the first).
 commands:
   asm FILE.s [-o OUT.bin]     assemble; writes OUT.bin (default: FILE with .bin)
   disasm FILE                 print the program as assembly, one instruction a line
-  verify [--ctx-size N] [--ctx-writable] [--helpers FILE.json] [--max-insns N] FILE
-                              prints ACCEPT or `REJECT insn=K: reason`
+  verify [--ctx-size N] [--ctx-writable] [--helpers FILE.json] [--max-insns N]
+         [--complexity N] [--stats] FILE
+                              prints ACCEPT or `REJECT insn=K: reason`; entry state: r1 =
+                              context of N bytes (default 64, read-only unless
+                              --ctx-writable), r10 = 512-byte stack; without --helpers the
+                              runtime's helpers are allowed
   run [--mem FILE] [--budget N] FILE
                               run with r1 = a copy of the memory file (0 without one),
                               r2 = its length, the standard helpers and the object's maps;
