@@ -16,6 +16,13 @@ pub mod grammar;
 pub mod limits;
 pub mod quant;
 pub mod sample;
+pub mod tokenizer;
 
 pub use gguf::{Gguf, GgufError, TensorInfo, Value, ValueType};
 pub use quant::GgmlType;
+pub mod kernels;
+pub mod model;
+pub mod parallel;
+
+pub use model::{argmax, Config, Model, ModelError, Progress, Session};
+pub use parallel::{Parallel, Sequential};

@@ -1,0 +1,843 @@
+//! The Llama model: `Config` from GGUF metadata, `Weights` borrowed from the file, a `Session`
+//! (llama2.c's `RunState`: every buffer allocated once) and one top-to-bottom `forward`.
+//!
+//! Shapes below use `dim` (embedding width), `n_heads`/`n_kv_heads` (query and key/value heads,
+//! GQA when fewer KV heads), `head_dim = dim / n_heads`, `kv_dim = n_kv_heads * head_dim`,
+//! `ffn` (hidden width of the SwiGLU MLP), `vocab`, `ctx` (the context the session was created
+//! with, *not* the model's trained maximum). Matrices are GGUF/ggml row-major with `ne[0]` the
+//! row length: a `[rows x cols]` matrix has `rows` output features of `cols` weights each.
+//!
+//! Numerics follow candle's `quantized_llama` (the reference the golden tests compare with):
+//! RMSNorm `x / sqrt(mean(x^2) + eps) * w`; RoPE on *adjacent* pairs `(x[2i], x[2i+1])` (ggml's
+//! "normal" mode, which is what the GGUF converter's Q/K permutation expects for LLAMA), with
+//! `freq_i = theta^(-2i / head_dim)`; softmax attention with `1/sqrt(head_dim)` scaling;
+//! `silu(gate) * up`; activations quantized per product like candle (see `kernels`). Output
+//! logits come from `output.weight`, or from `token_embd.weight` when the file ties them.
+//!
+//! Nothing in `forward` allocates: it only writes the session's buffers.
+
+use alloc::string::{String, ToString};
+use alloc::vec;
+use alloc::vec::Vec;
+use core::fmt;
+
+use crate::gguf::{Gguf, GgufError, TensorInfo};
+use crate::kernels::{self, ActivationKind, Activations};
+use crate::limits;
+use crate::parallel::{par_chunks, par_rows, Parallel};
+use crate::quant::{dequantize_row, GgmlType};
+
+/// Why a model could not be loaded or a forward step could not run.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ModelError {
+    /// The GGUF file itself is invalid, or a required key/tensor is missing.
+    Gguf(GgufError),
+    /// `general.architecture` is not one the engine runs.
+    UnsupportedArchitecture {
+        /// The architecture named in the file.
+        found: String,
+    },
+    /// A hyperparameter from metadata is out of range or inconsistent.
+    BadConfig {
+        /// The metadata key (or derived quantity).
+        key: &'static str,
+        /// The offending value.
+        value: u64,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A tensor's shape is not what the config implies.
+    TensorShape {
+        /// The tensor.
+        name: String,
+        /// Expected `[ne0, ne1]`.
+        expected: [usize; 2],
+        /// Found dimensions.
+        found: [usize; 4],
+    },
+    /// A tensor has a type the engine cannot use in its role (e.g. a quantized norm).
+    TensorType {
+        /// The tensor.
+        name: String,
+        /// Its type.
+        ggml_type: GgmlType,
+    },
+    /// A session asked for a context of zero or above [`limits::MAX_CONTEXT`].
+    BadContext {
+        /// The requested context.
+        requested: usize,
+    },
+    /// A token id outside the vocabulary.
+    TokenOutOfRange {
+        /// The token.
+        token: u32,
+        /// Vocabulary size.
+        vocab: usize,
+    },
+    /// A position at or past the session's context.
+    ContextFull {
+        /// The position.
+        pos: usize,
+        /// The session's context.
+        ctx: usize,
+    },
+}
+
+impl From<GgufError> for ModelError {
+    fn from(e: GgufError) -> Self {
+        ModelError::Gguf(e)
+    }
+}
+
+impl fmt::Display for ModelError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ModelError::Gguf(e) => write!(f, "{e}"),
+            ModelError::UnsupportedArchitecture { found } => {
+                write!(f, "unsupported model architecture '{found}' (need llama)")
+            }
+            ModelError::BadConfig { key, value, reason } => {
+                write!(f, "model config {key} = {value}: {reason}")
+            }
+            ModelError::TensorShape {
+                name,
+                expected,
+                found,
+            } => write!(
+                f,
+                "tensor '{name}' has shape {:?}, expected {expected:?}",
+                &found[..]
+            ),
+            ModelError::TensorType { name, ggml_type } => {
+                write!(
+                    f,
+                    "tensor '{name}' has type {ggml_type}, not usable in its role"
+                )
+            }
+            ModelError::BadContext { requested } => write!(
+                f,
+                "context {requested} out of range (1..={})",
+                limits::MAX_CONTEXT
+            ),
+            ModelError::TokenOutOfRange { token, vocab } => {
+                write!(f, "token {token} outside the vocabulary of {vocab}")
+            }
+            ModelError::ContextFull { pos, ctx } => {
+                write!(f, "position {pos} is past the context of {ctx}")
+            }
+        }
+    }
+}
+
+/// Hyperparameters, from the `llama.*` metadata keys.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    /// Embedding width (`llama.embedding_length`).
+    pub dim: usize,
+    /// Transformer blocks (`llama.block_count`).
+    pub n_layers: usize,
+    /// Query heads (`llama.attention.head_count`).
+    pub n_heads: usize,
+    /// Key/value heads (`llama.attention.head_count_kv`, default `n_heads`).
+    pub n_kv_heads: usize,
+    /// Width of one head: `dim / n_heads`.
+    pub head_dim: usize,
+    /// Width of the key/value projections: `n_kv_heads * head_dim`.
+    pub kv_dim: usize,
+    /// Hidden width of the MLP (`llama.feed_forward_length`).
+    pub ffn_dim: usize,
+    /// Vocabulary size (rows of `token_embd.weight`).
+    pub vocab_size: usize,
+    /// Context the model was trained for (`llama.context_length`).
+    pub trained_context: usize,
+    /// RoPE base frequency (`llama.rope.freq_base`, default 10000).
+    pub rope_theta: f32,
+    /// RMSNorm epsilon (`llama.attention.layer_norm_rms_epsilon`, default 1e-5).
+    pub rms_eps: f32,
+    /// True when there is no `output.weight` and the embedding doubles as the output matrix.
+    pub tied_embeddings: bool,
+}
+
+fn dim_key(g: &Gguf<'_>, key: &'static str, max: usize) -> Result<usize, ModelError> {
+    let v = g.get_u64(key)?;
+    if v == 0 || v > max as u64 {
+        return Err(ModelError::BadConfig {
+            key,
+            value: v,
+            reason: "zero or above the limit",
+        });
+    }
+    Ok(v as usize)
+}
+
+impl Config {
+    /// Reads and checks the hyperparameters of a `llama` GGUF file.
+    pub fn from_gguf(g: &Gguf<'_>) -> Result<Config, ModelError> {
+        let arch = g.get_str("general.architecture")?;
+        if arch != "llama" {
+            return Err(ModelError::UnsupportedArchitecture {
+                found: arch.to_string(),
+            });
+        }
+        let dim = dim_key(g, "llama.embedding_length", limits::MAX_MODEL_DIM)?;
+        let n_layers = dim_key(g, "llama.block_count", limits::MAX_LAYERS)?;
+        let n_heads = dim_key(g, "llama.attention.head_count", limits::MAX_HEADS)?;
+        let n_kv_heads = match g.get("llama.attention.head_count_kv") {
+            Some(_) => dim_key(g, "llama.attention.head_count_kv", limits::MAX_HEADS)?,
+            None => n_heads,
+        };
+        let ffn_dim = dim_key(g, "llama.feed_forward_length", limits::MAX_MODEL_DIM)?;
+        let trained_context = match g.get("llama.context_length") {
+            Some(_) => g.get_u64("llama.context_length")? as usize,
+            None => 2048,
+        };
+        let rope_theta = match g.get("llama.rope.freq_base") {
+            Some(_) => g.get_f32("llama.rope.freq_base")?,
+            None => 10_000.0,
+        };
+        let rms_eps = match g.get("llama.attention.layer_norm_rms_epsilon") {
+            Some(_) => g.get_f32("llama.attention.layer_norm_rms_epsilon")?,
+            None => 1e-5,
+        };
+        if dim % n_heads != 0 || (dim / n_heads) % 2 != 0 {
+            return Err(ModelError::BadConfig {
+                key: "llama.attention.head_count",
+                value: n_heads as u64,
+                reason: "does not divide the embedding into even-width heads",
+            });
+        }
+        if n_heads % n_kv_heads != 0 {
+            return Err(ModelError::BadConfig {
+                key: "llama.attention.head_count_kv",
+                value: n_kv_heads as u64,
+                reason: "does not divide the query heads",
+            });
+        }
+        if dim % 32 != 0 || ffn_dim % 32 != 0 {
+            return Err(ModelError::BadConfig {
+                key: "llama.embedding_length",
+                value: dim as u64,
+                reason: "embedding and FFN widths must be multiples of 32",
+            });
+        }
+        if !(rope_theta.is_finite() && rope_theta > 1.0) {
+            return Err(ModelError::BadConfig {
+                key: "llama.rope.freq_base",
+                value: rope_theta as u64,
+                reason: "must be a finite number above 1",
+            });
+        }
+        if !(rms_eps.is_finite() && rms_eps > 0.0 && rms_eps < 1.0) {
+            return Err(ModelError::BadConfig {
+                key: "llama.attention.layer_norm_rms_epsilon",
+                value: 0,
+                reason: "must be in (0, 1)",
+            });
+        }
+        let embd = g.require_tensor("token_embd.weight")?;
+        let vocab_size = embd.rows();
+        if vocab_size == 0 || vocab_size > limits::MAX_VOCAB {
+            return Err(ModelError::BadConfig {
+                key: "token_embd.weight rows",
+                value: vocab_size as u64,
+                reason: "vocabulary empty or above the limit",
+            });
+        }
+        let head_dim = dim / n_heads;
+        Ok(Config {
+            dim,
+            n_layers,
+            n_heads,
+            n_kv_heads,
+            head_dim,
+            kv_dim: n_kv_heads * head_dim,
+            ffn_dim,
+            vocab_size,
+            trained_context,
+            rope_theta,
+            rms_eps,
+            tied_embeddings: g.tensor("output.weight").is_none(),
+        })
+    }
+}
+
+/// A weight matrix `[rows x cols]` used in place: row `i` is `row_bytes` bytes at
+/// `i * row_bytes` of the tensor's data.
+#[derive(Clone, Copy, Debug)]
+pub struct Matrix<'a> {
+    /// Tensor name (for messages).
+    pub name: &'a str,
+    /// Element type.
+    pub ggml_type: GgmlType,
+    /// Output features.
+    pub rows: usize,
+    /// Input features (row length).
+    pub cols: usize,
+    row_bytes: usize,
+    data: &'a [u8],
+}
+
+impl<'a> Matrix<'a> {
+    fn from_tensor(t: &TensorInfo<'a>, rows: usize, cols: usize) -> Result<Matrix<'a>, ModelError> {
+        if t.n_dims > 2 || t.dims[0] != cols || t.dims[1] != rows {
+            return Err(ModelError::TensorShape {
+                name: t.name.to_string(),
+                expected: [cols, rows],
+                found: t.dims,
+            });
+        }
+        // Validated by the parser: whole blocks, in bounds.
+        let row_bytes = t.ggml_type.row_bytes(cols).unwrap_or(0);
+        if row_bytes * rows != t.data.len() {
+            return Err(ModelError::TensorShape {
+                name: t.name.to_string(),
+                expected: [cols, rows],
+                found: t.dims,
+            });
+        }
+        Ok(Matrix {
+            name: t.name,
+            ggml_type: t.ggml_type,
+            rows,
+            cols,
+            row_bytes,
+            data: t.data,
+        })
+    }
+
+    /// The bytes of row `i` (empty when out of range).
+    #[inline]
+    pub fn row(&self, i: usize) -> &'a [u8] {
+        self.data
+            .get(i * self.row_bytes..(i + 1) * self.row_bytes)
+            .unwrap_or(&[])
+    }
+
+    /// The matrix's bytes in the file.
+    pub fn bytes(&self) -> usize {
+        self.data.len()
+    }
+}
+
+/// A weight vector (norm weights, `[dim]`), F32 or F16, read in place.
+#[derive(Clone, Copy, Debug)]
+pub struct Vector<'a> {
+    ggml_type: GgmlType,
+    data: &'a [u8],
+}
+
+impl<'a> Vector<'a> {
+    fn from_tensor(t: &TensorInfo<'a>, len: usize) -> Result<Vector<'a>, ModelError> {
+        if t.n_dims != 1 || t.dims[0] != len {
+            return Err(ModelError::TensorShape {
+                name: t.name.to_string(),
+                expected: [len, 1],
+                found: t.dims,
+            });
+        }
+        if !matches!(t.ggml_type, GgmlType::F32 | GgmlType::F16) {
+            return Err(ModelError::TensorType {
+                name: t.name.to_string(),
+                ggml_type: t.ggml_type,
+            });
+        }
+        Ok(Vector {
+            ggml_type: t.ggml_type,
+            data: t.data,
+        })
+    }
+
+    #[inline]
+    fn get(&self, i: usize) -> f32 {
+        match self.ggml_type {
+            GgmlType::F16 => self.data.get(2 * i..2 * i + 2).map_or(0.0, |b| {
+                crate::quant::f16_to_f32(u16::from_le_bytes([b[0], b[1]]))
+            }),
+            _ => self
+                .data
+                .get(4 * i..4 * i + 4)
+                .map_or(0.0, |b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+        }
+    }
+}
+
+/// One transformer block's weights.
+#[derive(Clone, Debug)]
+pub struct Layer<'a> {
+    /// `attn_norm.weight` `[dim]`.
+    pub attn_norm: Vector<'a>,
+    /// `attn_q.weight` `[dim x dim]`.
+    pub wq: Matrix<'a>,
+    /// `attn_k.weight` `[kv_dim x dim]`.
+    pub wk: Matrix<'a>,
+    /// `attn_v.weight` `[kv_dim x dim]`.
+    pub wv: Matrix<'a>,
+    /// `attn_output.weight` `[dim x dim]`.
+    pub wo: Matrix<'a>,
+    /// `ffn_norm.weight` `[dim]`.
+    pub ffn_norm: Vector<'a>,
+    /// `ffn_gate.weight` `[ffn x dim]`.
+    pub w_gate: Matrix<'a>,
+    /// `ffn_up.weight` `[ffn x dim]`.
+    pub w_up: Matrix<'a>,
+    /// `ffn_down.weight` `[dim x ffn]`.
+    pub w_down: Matrix<'a>,
+}
+
+/// All weights, borrowed from the GGUF file (nothing copied).
+#[derive(Clone, Debug)]
+pub struct Weights<'a> {
+    /// `token_embd.weight` `[vocab x dim]`: one row per token.
+    pub token_embd: Matrix<'a>,
+    /// The blocks, in order.
+    pub layers: Vec<Layer<'a>>,
+    /// `output_norm.weight` `[dim]`.
+    pub output_norm: Vector<'a>,
+    /// `output.weight` `[vocab x dim]`, or `token_embd.weight` when tied.
+    pub output: Matrix<'a>,
+}
+
+/// Load progress reported to the caller (for a progress bar).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Progress {
+    /// Tensors resolved and checked so far.
+    pub done: usize,
+    /// Tensors to resolve in total.
+    pub total: usize,
+}
+
+/// A loaded model: config and weights borrowed from the file.
+#[derive(Clone, Debug)]
+pub struct Model<'a> {
+    config: Config,
+    /// The weights.
+    pub weights: Weights<'a>,
+    /// The parsed file (metadata for the tokenizer and chat template).
+    pub gguf: Gguf<'a>,
+}
+
+impl<'a> Model<'a> {
+    /// Parses `file` (in place), reads the config and resolves every weight, calling
+    /// `progress` after each tensor.
+    pub fn load(
+        file: &'a [u8],
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Model<'a>, ModelError> {
+        let gguf = Gguf::parse(file)?;
+        let c = Config::from_gguf(&gguf)?;
+        let total = 3 + 9 * c.n_layers;
+        let mut done = 0;
+        let mut step = |progress: &mut dyn FnMut(Progress)| {
+            done += 1;
+            progress(Progress { done, total });
+        };
+        let mat = |name: &str, rows: usize, cols: usize| -> Result<Matrix<'a>, ModelError> {
+            let t = gguf.require_tensor(name)?;
+            Matrix::from_tensor(t, rows, cols)
+        };
+        let vector = |name: &str, len: usize| -> Result<Vector<'a>, ModelError> {
+            Vector::from_tensor(gguf.require_tensor(name)?, len)
+        };
+        let token_embd = mat("token_embd.weight", c.vocab_size, c.dim)?;
+        step(progress);
+        let mut layers = Vec::with_capacity(c.n_layers);
+        for l in 0..c.n_layers {
+            let n = |suffix: &str| alloc::format!("blk.{l}.{suffix}");
+            let attn_norm = vector(&n("attn_norm.weight"), c.dim)?;
+            step(progress);
+            let wq = mat(&n("attn_q.weight"), c.dim, c.dim)?;
+            step(progress);
+            let wk = mat(&n("attn_k.weight"), c.kv_dim, c.dim)?;
+            step(progress);
+            let wv = mat(&n("attn_v.weight"), c.kv_dim, c.dim)?;
+            step(progress);
+            let wo = mat(&n("attn_output.weight"), c.dim, c.dim)?;
+            step(progress);
+            let ffn_norm = vector(&n("ffn_norm.weight"), c.dim)?;
+            step(progress);
+            let w_gate = mat(&n("ffn_gate.weight"), c.ffn_dim, c.dim)?;
+            step(progress);
+            let w_up = mat(&n("ffn_up.weight"), c.ffn_dim, c.dim)?;
+            step(progress);
+            let w_down = mat(&n("ffn_down.weight"), c.dim, c.ffn_dim)?;
+            step(progress);
+            layers.push(Layer {
+                attn_norm,
+                wq,
+                wk,
+                wv,
+                wo,
+                ffn_norm,
+                w_gate,
+                w_up,
+                w_down,
+            });
+        }
+        let output_norm = vector("output_norm.weight", c.dim)?;
+        step(progress);
+        let output = if c.tied_embeddings {
+            token_embd
+        } else {
+            mat("output.weight", c.vocab_size, c.dim)?
+        };
+        step(progress);
+        Ok(Model {
+            config: c,
+            weights: Weights {
+                token_embd,
+                layers,
+                output_norm,
+                output,
+            },
+            gguf,
+        })
+    }
+
+    /// The hyperparameters.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Bytes of weights (used in place in the file).
+    pub fn weight_bytes(&self) -> usize {
+        let w = &self.weights;
+        let mut n = w.token_embd.bytes() + w.output_norm.data.len();
+        if !self.config.tied_embeddings {
+            n += w.output.bytes();
+        }
+        for l in &w.layers {
+            n += l.attn_norm.data.len() + l.ffn_norm.data.len();
+            for m in [&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down] {
+                n += m.bytes();
+            }
+        }
+        n
+    }
+
+    /// Number of parameters (elements of all weights).
+    pub fn parameter_count(&self) -> usize {
+        self.gguf.tensors().iter().map(|t| t.elements()).sum()
+    }
+
+    /// Creates a session with a KV cache for `context` positions.
+    pub fn session(&self, context: usize) -> Result<Session<'_, 'a>, ModelError> {
+        Session::new(self, context)
+    }
+}
+
+/// The run state of one conversation (llama2.c's `RunState`): every buffer the forward pass
+/// needs, allocated once here, plus the KV cache for `context` positions.
+pub struct Session<'m, 'a> {
+    model: &'m Model<'a>,
+    context: usize,
+    /// Residual stream `[dim]`.
+    x: Vec<f32>,
+    /// Normed input / attention output `[dim]`.
+    xb: Vec<f32>,
+    /// Projection output `[dim]`.
+    xb2: Vec<f32>,
+    /// Fused q|k|v `[dim + 2 kv_dim]`.
+    qkv: Vec<f32>,
+    /// Fused gate|up `[2 ffn]`, then `silu(gate) * up` in the first half.
+    hb: Vec<f32>,
+    /// Per-head attention scratch `[n_heads x (context + head_dim)]`: scores, then the head's
+    /// output.
+    att: Vec<f32>,
+    /// Quantized activations (capacity `max(dim, ffn)`).
+    act: Activations,
+    /// Logits `[vocab]`.
+    logits: Vec<f32>,
+    /// Keys `[n_layers x context x kv_dim]`.
+    key_cache: Vec<f32>,
+    /// Values `[n_layers x context x kv_dim]`.
+    value_cache: Vec<f32>,
+    /// RoPE cosines `[context x head_dim/2]`.
+    rope_cos: Vec<f32>,
+    /// RoPE sines `[context x head_dim/2]`.
+    rope_sin: Vec<f32>,
+}
+
+fn rms_norm(out: &mut [f32], x: &[f32], w: &Vector<'_>, eps: f32) {
+    // Written as candle writes it (`x / rms * w`, sequential sum): the activations are
+    // quantized right after, and matching the reference's rounding keeps the two bit-close.
+    let ss: f32 = x.iter().map(|v| v * v).sum::<f32>();
+    let rms = libm::sqrtf(ss / x.len() as f32 + eps);
+    for (i, (o, &v)) in out.iter_mut().zip(x).enumerate() {
+        *o = v / rms * w.get(i);
+    }
+}
+
+fn rope(v: &mut [f32], cos: &[f32], sin: &[f32]) {
+    for ((pair, &c), &s) in v.chunks_exact_mut(2).zip(cos).zip(sin) {
+        let (a, b) = (pair[0], pair[1]);
+        pair[0] = a * c - b * s;
+        pair[1] = a * s + b * c;
+    }
+}
+
+/// `out = m x act`, rows over the workers.
+fn matvec(par: &dyn Parallel, m: &Matrix<'_>, act: &Activations, out: &mut [f32]) {
+    par_rows(par, &mut out[..m.rows], &|i| {
+        kernels::dot(m.ggml_type, m.row(i), act)
+    });
+}
+
+/// Fused products of several matrices over one input: `out = [m0 x act | m1 x act | ...]` in one
+/// parallel run (one barrier instead of several).
+fn matvec_fused(par: &dyn Parallel, ms: &[&Matrix<'_>], act: &Activations, out: &mut [f32]) {
+    let total: usize = ms.iter().map(|m| m.rows).sum();
+    par_rows(par, &mut out[..total], &|mut i| {
+        for m in ms {
+            if i < m.rows {
+                return kernels::dot(m.ggml_type, m.row(i), act);
+            }
+            i -= m.rows;
+        }
+        0.0
+    });
+}
+
+fn needs(ms: &[&Matrix<'_>]) -> (bool, bool) {
+    let mut q32 = false;
+    let mut qk = false;
+    for m in ms {
+        match ActivationKind::for_weights(m.ggml_type) {
+            ActivationKind::Q8x32 => q32 = true,
+            ActivationKind::Q8K => qk = true,
+            ActivationKind::Float => {}
+        }
+    }
+    (q32, qk)
+}
+
+impl<'m, 'a> Session<'m, 'a> {
+    fn new(model: &'m Model<'a>, context: usize) -> Result<Session<'m, 'a>, ModelError> {
+        let c = &model.config;
+        if context == 0 || context > limits::MAX_CONTEXT {
+            return Err(ModelError::BadContext { requested: context });
+        }
+        let half = c.head_dim / 2;
+        let mut rope_cos = vec![0f32; context * half];
+        let mut rope_sin = vec![0f32; context * half];
+        for i in 0..half {
+            // candle: 1 / theta^(2i / head_dim), angle = pos * freq, all in f32.
+            let freq = 1.0 / libm::powf(c.rope_theta, (2 * i) as f32 / c.head_dim as f32);
+            for pos in 0..context {
+                let angle = pos as f32 * freq;
+                rope_cos[pos * half + i] = libm::cosf(angle);
+                rope_sin[pos * half + i] = libm::sinf(angle);
+            }
+        }
+        let cache = c.n_layers * context * c.kv_dim;
+        Ok(Session {
+            model,
+            context,
+            x: vec![0.0; c.dim],
+            xb: vec![0.0; c.dim],
+            xb2: vec![0.0; c.dim],
+            qkv: vec![0.0; c.dim + 2 * c.kv_dim],
+            hb: vec![0.0; 2 * c.ffn_dim],
+            att: vec![0.0; c.n_heads * (context + c.head_dim)],
+            act: Activations::new(c.dim.max(c.ffn_dim)),
+            logits: vec![0.0; c.vocab_size],
+            key_cache: vec![0.0; cache],
+            value_cache: vec![0.0; cache],
+            rope_cos,
+            rope_sin,
+        })
+    }
+
+    /// The session's context (KV cache length in positions).
+    pub fn context(&self) -> usize {
+        self.context
+    }
+
+    /// The model.
+    pub fn model(&self) -> &'m Model<'a> {
+        self.model
+    }
+
+    /// Bytes this session allocated (KV cache and every scratch buffer).
+    pub fn memory_bytes(&self) -> usize {
+        let f = core::mem::size_of::<f32>();
+        let a = &self.act;
+        (self.x.len()
+            + self.xb.len()
+            + self.xb2.len()
+            + self.qkv.len()
+            + self.hb.len()
+            + self.att.len()
+            + self.logits.len()
+            + self.key_cache.len()
+            + self.value_cache.len()
+            + self.rope_cos.len()
+            + self.rope_sin.len()
+            + a.x.len()
+            + a.d32.len()
+            + a.s32.len()
+            + a.dk.len()
+            + a.bsums.len())
+            * f
+            + a.q32.len()
+            + a.qk.len()
+    }
+
+    /// Bytes of the KV cache alone.
+    pub fn kv_cache_bytes(&self) -> usize {
+        (self.key_cache.len() + self.value_cache.len()) * core::mem::size_of::<f32>()
+    }
+
+    /// Forgets the conversation (positions restart at 0). The KV cache needs no clearing:
+    /// position `p` only ever reads cache entries `0..=p`, all written by this conversation.
+    pub fn reset(&mut self) {
+        self.logits.fill(0.0);
+    }
+
+    /// The logits of the last forward step.
+    pub fn logits(&self) -> &[f32] {
+        &self.logits
+    }
+
+    /// Runs `token` at position `pos` through the model and returns the next-token logits
+    /// `[vocab]`. Positions must be fed in order from 0 (after `reset`). Allocation-free.
+    pub fn forward(
+        &mut self,
+        token: u32,
+        pos: usize,
+        par: &dyn Parallel,
+    ) -> Result<&[f32], ModelError> {
+        let model = self.model;
+        let c = &model.config;
+        let w = &model.weights;
+        if token as usize >= c.vocab_size {
+            return Err(ModelError::TokenOutOfRange {
+                token,
+                vocab: c.vocab_size,
+            });
+        }
+        if pos >= self.context {
+            return Err(ModelError::ContextFull {
+                pos,
+                ctx: self.context,
+            });
+        }
+        let (dim, kv_dim, hd, ctx) = (c.dim, c.kv_dim, c.head_dim, self.context);
+        let half = hd / 2;
+        let heads_per_kv = c.n_heads / c.n_kv_heads;
+        let cos = &self.rope_cos[pos * half..(pos + 1) * half];
+        let sin = &self.rope_sin[pos * half..(pos + 1) * half];
+
+        // x [dim] = token_embd[token]
+        dequantize_row(
+            w.token_embd.ggml_type,
+            w.token_embd.row(token as usize),
+            &mut self.x,
+        );
+
+        for (l, layer) in w.layers.iter().enumerate() {
+            // ---- attention ----
+            // xb [dim] = rmsnorm(x) * attn_norm
+            rms_norm(&mut self.xb, &self.x, &layer.attn_norm, c.rms_eps);
+            let qkv_ms = [&layer.wq, &layer.wk, &layer.wv];
+            let (q32, qk) = needs(&qkv_ms);
+            self.act.set(&self.xb, q32, qk);
+            // qkv [dim | kv_dim | kv_dim] = [wq; wk; wv] x xb
+            matvec_fused(par, &qkv_ms, &self.act, &mut self.qkv);
+            let (q, kv) = self.qkv.split_at_mut(dim);
+            let (k, v) = kv.split_at_mut(kv_dim);
+            // RoPE on every query head and key head (adjacent pairs).
+            for head in q.chunks_exact_mut(hd) {
+                rope(head, cos, sin);
+            }
+            for head in k.chunks_exact_mut(hd) {
+                rope(head, cos, sin);
+            }
+            // key_cache[l][pos], value_cache[l][pos] [kv_dim] = k, v
+            let layer_base = l * ctx * kv_dim;
+            let slot = layer_base + pos * kv_dim;
+            self.key_cache[slot..slot + kv_dim].copy_from_slice(k);
+            self.value_cache[slot..slot + kv_dim].copy_from_slice(v);
+
+            // Per head h: att [pos+1] = softmax(q_h . k_t / sqrt(hd)), out_h [hd] = sum att_t v_t.
+            let q: &[f32] = q;
+            let key_cache = &self.key_cache[layer_base..layer_base + ctx * kv_dim];
+            let value_cache = &self.value_cache[layer_base..layer_base + ctx * kv_dim];
+            let scale = 1.0 / libm::sqrtf(hd as f32);
+            par_chunks(par, &mut self.att, ctx + hd, &|h, scratch| {
+                let (scores, out) = scratch.split_at_mut(ctx);
+                let qh = &q[h * hd..(h + 1) * hd];
+                let kv_off = (h / heads_per_kv) * hd;
+                let mut max = f32::NEG_INFINITY;
+                for (t, s) in scores[..=pos].iter_mut().enumerate() {
+                    let kt = &key_cache[t * kv_dim + kv_off..t * kv_dim + kv_off + hd];
+                    *s = qh.iter().zip(kt).map(|(a, b)| a * b).sum::<f32>() * scale;
+                    max = max.max(*s);
+                }
+                let mut sum = 0.0;
+                for s in scores[..=pos].iter_mut() {
+                    *s = libm::expf(*s - max);
+                    sum += *s;
+                }
+                out.fill(0.0);
+                for (t, &s) in scores[..=pos].iter().enumerate() {
+                    let vt = &value_cache[t * kv_dim + kv_off..t * kv_dim + kv_off + hd];
+                    let a = s / sum;
+                    for (o, &vv) in out.iter_mut().zip(vt) {
+                        *o += a * vv;
+                    }
+                }
+            });
+            // xb [dim] = concat of the heads' outputs
+            for (h, out) in self.xb.chunks_exact_mut(hd).enumerate() {
+                let base = h * (ctx + hd) + ctx;
+                out.copy_from_slice(&self.att[base..base + hd]);
+            }
+            // xb2 [dim] = wo x xb; x += xb2
+            let (q32, qk) = needs(&[&layer.wo]);
+            self.act.set(&self.xb, q32, qk);
+            matvec(par, &layer.wo, &self.act, &mut self.xb2);
+            for (x, &d) in self.x.iter_mut().zip(&self.xb2) {
+                *x += d;
+            }
+
+            // ---- feed-forward (SwiGLU) ----
+            // xb [dim] = rmsnorm(x) * ffn_norm
+            rms_norm(&mut self.xb, &self.x, &layer.ffn_norm, c.rms_eps);
+            let gu = [&layer.w_gate, &layer.w_up];
+            let (q32, qk) = needs(&gu);
+            self.act.set(&self.xb, q32, qk);
+            // hb [ffn | ffn] = [w_gate; w_up] x xb
+            matvec_fused(par, &gu, &self.act, &mut self.hb);
+            // hb[..ffn] = silu(gate) * up
+            let (gate, up) = self.hb.split_at_mut(c.ffn_dim);
+            for (g, &u) in gate.iter_mut().zip(up.iter()) {
+                *g = *g / (1.0 + libm::expf(-*g)) * u;
+            }
+            // xb [dim] = w_down x hb; x += xb
+            let (q32, qk) = needs(&[&layer.w_down]);
+            self.act.set(&self.hb[..c.ffn_dim], q32, qk);
+            matvec(par, &layer.w_down, &self.act, &mut self.xb);
+            for (x, &d) in self.x.iter_mut().zip(&self.xb) {
+                *x += d;
+            }
+        }
+
+        // logits [vocab] = output x rmsnorm(x) * output_norm
+        rms_norm(&mut self.xb, &self.x, &w.output_norm, c.rms_eps);
+        let (q32, qk) = needs(&[&w.output]);
+        self.act.set(&self.xb, q32, qk);
+        matvec(par, &w.output, &self.act, &mut self.logits);
+        Ok(&self.logits)
+    }
+}
+
+/// Index of the largest logit (the greedy choice; the first on ties, like candle's argmax).
+pub fn argmax(logits: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, &v) in logits.iter().enumerate() {
+        if v > logits[best] {
+            best = i;
+        }
+    }
+    best
+}
