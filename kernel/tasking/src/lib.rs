@@ -8,6 +8,7 @@ pub mod histogram;
 pub mod limits;
 pub mod policy;
 pub mod sched;
+pub mod supervisor;
 pub mod system;
 pub mod time;
 pub mod timers;
