@@ -16,7 +16,6 @@ pub mod grammar;
 pub mod limits;
 pub mod quant;
 pub mod sample;
-pub mod tokenizer;
 
 pub use gguf::{Gguf, GgufError, TensorInfo, Value, ValueType};
 pub use quant::GgmlType;
