@@ -758,7 +758,10 @@ impl<'a> Analyzer<'a> {
             });
         }
         // Read-modify-write: the location must be readable, then it is written with data.
-        let _old = self.read_memory(state, base, b, off, bytes, false)?;
+        let old = self.read_memory(state, base, b, off, bytes, false)?;
+        if old.is_pointer() {
+            return err(VerifyErrorKind::AtomicOnPointer { class: old.class() });
+        }
         if let Value::Pointer {
             region: Region::Stack { frame },
             offset,

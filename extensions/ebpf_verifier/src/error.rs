@@ -120,6 +120,8 @@ pub enum VerifyErrorKind {
     PointerComparison { reg: Reg, class: ValueClass },
     /// An atomic operation on a region that does not allow it.
     AtomicNotAllowed { region: RegionName },
+    /// An atomic operation on a stack slot holding a spilled pointer.
+    AtomicOnPointer { class: ValueClass },
     /// A helper id the hook does not allow.
     HelperNotAllowed { id: i64 },
     /// A helper argument of the wrong kind.
@@ -297,6 +299,10 @@ impl fmt::Display for VerifyErrorKind {
             AtomicNotAllowed { region } => {
                 write!(f, "atomic operation on the {region} is not allowed")
             }
+            AtomicOnPointer { class } => write!(
+                f,
+                "atomic operation on a stack slot holding {class} would turn it into a scalar"
+            ),
             HelperNotAllowed { id } => {
                 write!(f, "call of helper {id}, which this hook does not allow")
             }

@@ -723,6 +723,20 @@ fn atomics() {
         movr(0, 2),
         exit(),
     ]);
+    // Found by the differential fuzzer: fetch-add on a spilled pointer.
+    rejects(
+        &[
+            stx(DW, 10, 1, -8),
+            mov(2, 1),
+            RawInsn::new(0xdb, 10, 2, -8, 1),
+            mov(0, 0),
+            exit(),
+        ],
+        2,
+        K::AtomicOnPointer {
+            class: crate::error::ValueClass::ContextPointer,
+        },
+    );
     rejects(
         &[
             mov(2, 1),
