@@ -6,6 +6,7 @@ extern crate alloc;
 
 pub mod histogram;
 pub mod limits;
+pub mod pagetable;
 pub mod policy;
 pub mod sched;
 pub mod supervisor;
