@@ -11,6 +11,7 @@
 
 extern crate alloc;
 
+pub mod chat;
 pub mod gguf;
 pub mod grammar;
 pub mod limits;
@@ -22,6 +23,7 @@ pub use quant::GgmlType;
 pub mod kernels;
 pub mod model;
 pub mod parallel;
+pub mod tokenizer;
 
 pub use model::{argmax, Config, Model, ModelError, Progress, Session};
 pub use parallel::{Parallel, Sequential};
