@@ -29,6 +29,14 @@ impl<T: Copy + Default, const N: usize> BoundedList<T, N> {
         }
     }
 
+    /// An empty list whose unused slots hold `fill` (usable in `const` and `static` items).
+    pub const fn new_with(fill: T) -> Self {
+        Self {
+            items: [fill; N],
+            len: 0,
+        }
+    }
+
     /// Appends `value`, or returns [`Full`] when the list holds `N` values already.
     pub fn push(&mut self, value: T) -> Result<(), Full> {
         match self.items.get_mut(self.len) {

@@ -44,6 +44,13 @@ impl FrameAllocator {
         Self::default()
     }
 
+    /// An allocator with no memory, usable in a `static`.
+    pub const fn new_const() -> Self {
+        Self {
+            free: BoundedList::new_with(PhysicalRange { base: 0, size: 0 }),
+        }
+    }
+
     /// The free ranges, sorted by address.
     pub fn free_ranges(&self) -> &[PhysicalRange] {
         self.free.as_slice()

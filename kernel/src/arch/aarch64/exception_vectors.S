@@ -1,0 +1,125 @@
+// EL1 exception vector table (Arm ARM D1.10.2): 16 entries of 0x80 bytes, 2 KiB aligned.
+//
+// Every entry saves the full interrupted context (x0-x30, ELR, SPSR, q0-q31, FPCR, FPSR) into a
+// TrapFrame on the current stack and calls exception_dispatch(frame) in Rust
+// (kernel/src/arch/aarch64/exceptions.rs). The FP/SIMD registers are saved too because Rust code
+// in any handler may use NEON registers (memcpy, formatting) and the interrupted code may be a
+// NEON kernel of the inference engine. The frame layout must match TrapFrame.
+
+.equ FRAME_SIZE, 800        // 31*8 + ELR + SPSR + kind + pad = 272, + 32 q registers (512) + FPCR/FPSR (16)
+.equ FP_OFFSET, 272
+
+.macro VECTOR kind
+.balign 0x80
+    sub     sp, sp, #FRAME_SIZE
+    stp     x0, x1, [sp, #0]
+    mov     x0, #\kind
+    b       exception_common
+.endm
+
+.section .text
+.balign 0x800
+.global exception_vectors
+exception_vectors:
+    VECTOR 0    // current EL with SP_EL0: synchronous
+    VECTOR 1    //   IRQ
+    VECTOR 2    //   FIQ
+    VECTOR 3    //   SError
+    VECTOR 4    // current EL with SP_ELx: synchronous
+    VECTOR 5    //   IRQ
+    VECTOR 6    //   FIQ
+    VECTOR 7    //   SError
+    VECTOR 8    // lower EL, AArch64: synchronous
+    VECTOR 9    //   IRQ
+    VECTOR 10   //   FIQ
+    VECTOR 11   //   SError
+    VECTOR 12   // lower EL, AArch32: synchronous
+    VECTOR 13   //   IRQ
+    VECTOR 14   //   FIQ
+    VECTOR 15   //   SError
+
+exception_common:
+    stp     x2, x3, [sp, #16]
+    stp     x4, x5, [sp, #32]
+    stp     x6, x7, [sp, #48]
+    stp     x8, x9, [sp, #64]
+    stp     x10, x11, [sp, #80]
+    stp     x12, x13, [sp, #96]
+    stp     x14, x15, [sp, #112]
+    stp     x16, x17, [sp, #128]
+    stp     x18, x19, [sp, #144]
+    stp     x20, x21, [sp, #160]
+    stp     x22, x23, [sp, #176]
+    stp     x24, x25, [sp, #192]
+    stp     x26, x27, [sp, #208]
+    stp     x28, x29, [sp, #224]
+    mrs     x1, elr_el1
+    stp     x30, x1, [sp, #240]
+    mrs     x1, spsr_el1
+    stp     x1, x0, [sp, #256]          // SPSR, kind
+    add     x1, sp, #FP_OFFSET
+    stp     q0, q1, [x1, #0]
+    stp     q2, q3, [x1, #32]
+    stp     q4, q5, [x1, #64]
+    stp     q6, q7, [x1, #96]
+    stp     q8, q9, [x1, #128]
+    stp     q10, q11, [x1, #160]
+    stp     q12, q13, [x1, #192]
+    stp     q14, q15, [x1, #224]
+    stp     q16, q17, [x1, #256]
+    stp     q18, q19, [x1, #288]
+    stp     q20, q21, [x1, #320]
+    stp     q22, q23, [x1, #352]
+    stp     q24, q25, [x1, #384]
+    stp     q26, q27, [x1, #416]
+    stp     q28, q29, [x1, #448]
+    stp     q30, q31, [x1, #480]
+    mrs     x2, fpcr
+    mrs     x3, fpsr
+    str     x2, [x1, #512]
+    str     x3, [x1, #520]
+    mov     x0, sp
+    bl      exception_dispatch
+
+    add     x1, sp, #FP_OFFSET
+    ldr     x2, [x1, #512]
+    ldr     x3, [x1, #520]
+    msr     fpcr, x2
+    msr     fpsr, x3
+    ldp     q0, q1, [x1, #0]
+    ldp     q2, q3, [x1, #32]
+    ldp     q4, q5, [x1, #64]
+    ldp     q6, q7, [x1, #96]
+    ldp     q8, q9, [x1, #128]
+    ldp     q10, q11, [x1, #160]
+    ldp     q12, q13, [x1, #192]
+    ldp     q14, q15, [x1, #224]
+    ldp     q16, q17, [x1, #256]
+    ldp     q18, q19, [x1, #288]
+    ldp     q20, q21, [x1, #320]
+    ldp     q22, q23, [x1, #352]
+    ldp     q24, q25, [x1, #384]
+    ldp     q26, q27, [x1, #416]
+    ldp     q28, q29, [x1, #448]
+    ldp     q30, q31, [x1, #480]
+    ldr     x1, [sp, #256]
+    msr     spsr_el1, x1
+    ldp     x30, x1, [sp, #240]
+    msr     elr_el1, x1
+    ldp     x0, x1, [sp, #0]
+    ldp     x2, x3, [sp, #16]
+    ldp     x4, x5, [sp, #32]
+    ldp     x6, x7, [sp, #48]
+    ldp     x8, x9, [sp, #64]
+    ldp     x10, x11, [sp, #80]
+    ldp     x12, x13, [sp, #96]
+    ldp     x14, x15, [sp, #112]
+    ldp     x16, x17, [sp, #128]
+    ldp     x18, x19, [sp, #144]
+    ldp     x20, x21, [sp, #160]
+    ldp     x22, x23, [sp, #176]
+    ldp     x24, x25, [sp, #192]
+    ldp     x26, x27, [sp, #208]
+    ldp     x28, x29, [sp, #224]
+    add     sp, sp, #FRAME_SIZE
+    eret

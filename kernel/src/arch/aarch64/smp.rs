@@ -1,0 +1,264 @@
+//! Secondary cores: starting them (PSCI CPU_ON or spin table), per-core data, and the worker pool
+//! the inference engine uses to run one closure on every online core.
+//!
+//! Starting: cores are started one at a time. The boot core fills [`SECONDARY_BOOT`] (TTBR1 root,
+//! stack top, core index), cleans it to memory (the new core reads it with its MMU and caches
+//! off), then releases the core: PSCI CPU_ON on virt, or on the Pi writes the physical address of
+//! `secondary_entry` to the core's `cpu-release-addr` and `sev` (QEMU raspi4b's boot stub does the
+//! same as the Pi firmware's armstub). It waits for the core to mark itself online before the next
+//! one, so indices stay dense (0..online) even if a core fails to start.
+//!
+//! Worker pool: [`run_on_all_cores`] publishes a job (a `&dyn Fn(core, count)`), bumps a
+//! generation counter and sends SGI [`WAKE_SGI`] to the other online cores; each runs the job with
+//! its index and counts itself done; the last one sends the SGI back to the caller. Idle cores
+//! wait in `wfi` with IRQs masked around the check, so a wake-up cannot be lost between "no job"
+//! and `wfi`; `wfi` halts QEMU's vCPU thread, so idle cores do not take host CPU from the working
+//! ones (`wfe` would: QEMU implements it as a yield that spins).
+
+use super::cpu;
+use crate::limits::MAX_CPUS;
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use kcore::device_tree::{EnableMethod, PsciConduit};
+use spin::Mutex;
+
+/// SGI used to wake workers and to report completion.
+pub const WAKE_SGI: u32 = 1;
+
+/// What a starting secondary core reads before its MMU is on (layout shared with boot/entry.S).
+#[repr(C)]
+pub struct SecondaryBoot {
+    ttbr1: AtomicU64,
+    stack_top: AtomicU64,
+    core_index: AtomicU64,
+}
+
+/// Read by boot/entry.S `secondary_entry`.
+#[no_mangle]
+pub static SECONDARY_BOOT: SecondaryBoot = SecondaryBoot {
+    ttbr1: AtomicU64::new(0),
+    stack_top: AtomicU64::new(0),
+    core_index: AtomicU64::new(0),
+};
+
+/// Per-core data.
+pub struct PerCore {
+    /// Timer ticks taken by this core.
+    pub ticks: AtomicU64,
+    /// Set by the core once it runs Rust with interrupts on.
+    pub online: AtomicBool,
+    /// MPIDR affinity.
+    pub mpidr: AtomicU64,
+}
+
+/// Per-core data, indexed by core index (0 = boot core).
+pub static PER_CORE: [PerCore; MAX_CPUS] = [const {
+    PerCore {
+        ticks: AtomicU64::new(0),
+        online: AtomicBool::new(false),
+        mpidr: AtomicU64::new(0),
+    }
+}; MAX_CPUS];
+
+static ONLINE_CORES: AtomicUsize = AtomicUsize::new(1);
+
+extern "C" {
+    fn secondary_entry();
+}
+
+/// Number of cores online.
+pub fn online_cores() -> usize {
+    ONLINE_CORES.load(Ordering::Acquire)
+}
+
+/// Why a core did not come up.
+#[derive(Debug, Clone, Copy)]
+pub enum StartError {
+    /// PSCI CPU_ON returned an error.
+    Psci(super::psci::PsciError),
+    /// The core has no usable enable method.
+    NoEnableMethod,
+    /// The spin-table release address is not in mapped RAM.
+    ReleaseAddressUnmapped(u64),
+    /// The core did not report online in time.
+    Timeout,
+}
+
+/// Starts the CPUs of the device tree other than this one. Returns how many are online in all.
+pub fn start_secondary_cores(
+    cpus: &[kcore::device_tree::CpuFacts],
+    psci: Option<PsciConduit>,
+    image: crate::layout::ImageLayout,
+    release_address_mapped: impl Fn(u64) -> bool,
+) -> usize {
+    let own = cpu::mpidr_affinity();
+    PER_CORE[0].mpidr.store(own, Ordering::Relaxed);
+    PER_CORE[0].online.store(true, Ordering::Release);
+    let Some(root) = super::mmu::kernel_root() else {
+        return 1;
+    };
+    let entry_physical = image.to_physical(secondary_entry as *const () as u64);
+    for cpu_facts in cpus.iter().filter(|c| c.mpidr != own) {
+        let index = online_cores();
+        if index >= MAX_CPUS {
+            break;
+        }
+        let (_guard, _bottom, top) = image.stack_slot(index);
+        SECONDARY_BOOT.ttbr1.store(root, Ordering::Relaxed);
+        SECONDARY_BOOT.stack_top.store(top, Ordering::Relaxed);
+        SECONDARY_BOOT
+            .core_index
+            .store(index as u64, Ordering::Relaxed);
+        PER_CORE[index]
+            .mpidr
+            .store(cpu_facts.mpidr, Ordering::Relaxed);
+        cpu::clean_data_cache_range(
+            (&raw const SECONDARY_BOOT) as u64,
+            core::mem::size_of::<SecondaryBoot>() as u64,
+        );
+        let started = match cpu_facts.enable_method {
+            EnableMethod::Psci => match psci {
+                Some(conduit) => super::psci::cpu_on(conduit, cpu_facts.mpidr, entry_physical, 0)
+                    .map_err(StartError::Psci),
+                None => Err(StartError::NoEnableMethod),
+            },
+            EnableMethod::SpinTable { release_address } => {
+                if release_address_mapped(release_address) && release_address % 8 == 0 {
+                    let slot = crate::layout::linear_address(release_address) as *mut u64;
+                    // SAFETY: the release address is 8-byte aligned RAM inside the linear map
+                    // (checked above); the firmware's spin loop polls it for a non-zero entry.
+                    unsafe { slot.write_volatile(entry_physical) };
+                    cpu::clean_data_cache_range(slot as u64, 8);
+                    cpu::send_event();
+                    Ok(())
+                } else {
+                    Err(StartError::ReleaseAddressUnmapped(release_address))
+                }
+            }
+            EnableMethod::None => Err(StartError::NoEnableMethod),
+        };
+        let result = started.and_then(|()| {
+            let deadline = super::timer::deadline_after_milliseconds(
+                crate::limits::SECONDARY_START_TIMEOUT_MS,
+            );
+            while !PER_CORE[index].online.load(Ordering::Acquire) {
+                if super::timer::spin_wait_until(deadline) {
+                    return Err(StartError::Timeout);
+                }
+                core::hint::spin_loop();
+            }
+            Ok(())
+        });
+        match result {
+            Ok(()) => {
+                ONLINE_CORES.store(index + 1, Ordering::Release);
+            }
+            Err(error) => {
+                log::warn!(
+                    "core with MPIDR {:#x} did not start: {:?}",
+                    cpu_facts.mpidr,
+                    error
+                );
+                if matches!(error, StartError::Timeout) {
+                    // A late core would reuse this index; stop here to keep indices dense.
+                    break;
+                }
+            }
+        }
+    }
+    online_cores()
+}
+
+/// Rust entry of a secondary core (called by boot/entry.S on its own stack, MMU on, IRQs masked).
+#[no_mangle]
+extern "C" fn secondary_main(core_index: u64) -> ! {
+    let index = core_index as usize;
+    super::mmu::disable_ttbr0_walks();
+    crate::interrupts::init_this_core(index);
+    super::timer::start_tick_on_this_core();
+    if let Some(slot) = PER_CORE.get(index) {
+        slot.online.store(true, Ordering::Release);
+    }
+    worker_loop(index)
+}
+
+/// A published job: a borrowed closure, valid while `run_on_all_cores` waits.
+#[derive(Clone, Copy)]
+struct JobPointer(*const (dyn Fn(usize, usize) + Sync));
+// SAFETY: the pointee is Sync and run_on_all_cores keeps it alive until every worker is done.
+unsafe impl Send for JobPointer {}
+
+static JOB: Mutex<Option<JobPointer>> = Mutex::new(None);
+static JOB_GENERATION: AtomicU64 = AtomicU64::new(0);
+static JOB_WORKERS_DONE: AtomicUsize = AtomicUsize::new(0);
+static JOB_PARTICIPANTS: AtomicUsize = AtomicUsize::new(0);
+static JOB_CALLER: AtomicUsize = AtomicUsize::new(0);
+static POOL: Mutex<()> = Mutex::new(());
+
+fn worker_loop(index: usize) -> ! {
+    let mut seen = JOB_GENERATION.load(Ordering::Acquire);
+    loop {
+        cpu::mask_irqs();
+        let generation = JOB_GENERATION.load(Ordering::Acquire);
+        if generation == seen {
+            cpu::wait_for_interrupt();
+            cpu::unmask_irqs();
+            continue;
+        }
+        cpu::unmask_irqs();
+        seen = generation;
+        let participants = JOB_PARTICIPANTS.load(Ordering::Acquire);
+        if index >= participants {
+            continue;
+        }
+        let job = *JOB.lock();
+        if let Some(JobPointer(function)) = job {
+            // SAFETY: run_on_all_cores published this pointer and does not return (ending the
+            // borrow) until this worker has counted itself done below.
+            let function = unsafe { &*function };
+            function(index, participants);
+        }
+        if JOB_WORKERS_DONE.fetch_add(1, Ordering::AcqRel) + 1 == participants - 1 {
+            crate::interrupts::send_sgi(WAKE_SGI, JOB_CALLER.load(Ordering::Relaxed));
+        }
+    }
+}
+
+/// Runs `work(core_index, core_count)` once on every online core (the caller's share runs on
+/// the caller) and returns when all are done. Jobs do not nest: a call from inside a job, or from
+/// a core other than the boot core, runs every share on the calling core in turn.
+pub fn run_on_all_cores(work: &(dyn Fn(usize, usize) + Sync)) {
+    let count = online_cores();
+    let caller = cpu::core_index();
+    let guard = if caller == 0 { POOL.try_lock() } else { None };
+    let Some(_guard) = guard.filter(|_| count > 1) else {
+        for index in 0..count {
+            work(index, count);
+        }
+        return;
+    };
+    // SAFETY: erase the borrow's lifetime to publish it; we wait below until every worker that
+    // could read it has finished, and clear it before returning.
+    let pointer: *const (dyn Fn(usize, usize) + Sync) = unsafe { core::mem::transmute(work) };
+    *JOB.lock() = Some(JobPointer(pointer));
+    JOB_WORKERS_DONE.store(0, Ordering::Release);
+    JOB_PARTICIPANTS.store(count, Ordering::Release);
+    JOB_CALLER.store(caller, Ordering::Release);
+    JOB_GENERATION.fetch_add(1, Ordering::AcqRel);
+    for core in (0..count).filter(|&c| c != caller) {
+        crate::interrupts::send_sgi(WAKE_SGI, core);
+    }
+    work(caller, count);
+    loop {
+        let were_enabled = cpu::mask_irqs();
+        if JOB_WORKERS_DONE.load(Ordering::Acquire) >= count - 1 {
+            cpu::restore_irqs(were_enabled);
+            break;
+        }
+        cpu::wait_for_interrupt();
+        cpu::restore_irqs(were_enabled);
+        if !were_enabled {
+            core::hint::spin_loop();
+        }
+    }
+    *JOB.lock() = None;
+}

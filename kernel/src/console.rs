@@ -1,0 +1,139 @@
+//! The console: formatted output to the UART and line input from its receive ring.
+//!
+//! Output is serialized by a spin lock so lines from different cores do not interleave; `\n`
+//! becomes `\r\n` for terminals. The fault and panic paths use [`EmergencyWriter`], which skips
+//! the lock (the faulting code may hold it) — a garbled line beats a deadlocked report.
+//! Input arrives by the UART receive interrupt into a [`ByteRing`]; [`read_byte`] waits for it
+//! with interrupts masked around the emptiness check and `wfi`, so a byte arriving in between
+//! still wakes the core. Without a UART interrupt (DTB silent) the console polls on each wake-up
+//! (timer ticks).
+
+use crate::drivers::pl011::Pl011;
+use kcore::limits::RECEIVE_RING_CAPACITY;
+use kcore::ring_buffer::ByteRing;
+use spin::{Mutex, Once};
+
+static UART: Once<Pl011> = Once::new();
+static OUTPUT_LOCK: Mutex<()> = Mutex::new(());
+static RECEIVED: Mutex<ByteRing<RECEIVE_RING_CAPACITY>> = Mutex::new(ByteRing::new());
+
+/// Starts the console on the PL011 mapped at `base`.
+///
+/// # Safety
+/// `base` must be the virtual address of a PL011 register block mapped as device memory forever.
+#[allow(unsafe_code)]
+pub unsafe fn init(base: u64) {
+    // SAFETY: forwarded from this function's contract; Once makes it the only driver instance.
+    let uart = UART.call_once(|| unsafe { Pl011::new(base) });
+    uart.init();
+}
+
+fn write_bytes_unlocked(bytes: &[u8]) {
+    if let Some(uart) = UART.get() {
+        for &byte in bytes {
+            if byte == b'\n' {
+                uart.write_byte(b'\r');
+            }
+            uart.write_byte(byte);
+        }
+    }
+}
+
+/// Writes raw bytes (no `\n` translation) under the output lock: the line editor's echo.
+pub fn write_raw(bytes: &[u8]) {
+    let _guard = OUTPUT_LOCK.lock();
+    if let Some(uart) = UART.get() {
+        for &byte in bytes {
+            uart.write_byte(byte);
+        }
+    }
+}
+
+struct LockedWriter;
+
+impl core::fmt::Write for LockedWriter {
+    fn write_str(&mut self, text: &str) -> core::fmt::Result {
+        write_bytes_unlocked(text.as_bytes());
+        Ok(())
+    }
+}
+
+/// Writes text without taking the output lock (fault and panic reports only).
+pub struct EmergencyWriter;
+
+impl core::fmt::Write for EmergencyWriter {
+    fn write_str(&mut self, text: &str) -> core::fmt::Result {
+        write_bytes_unlocked(text.as_bytes());
+        Ok(())
+    }
+}
+
+#[doc(hidden)]
+pub fn _print(arguments: core::fmt::Arguments<'_>) {
+    use core::fmt::Write;
+    let _guard = OUTPUT_LOCK.lock();
+    let _ = LockedWriter.write_fmt(arguments);
+}
+
+/// Prints to the console.
+#[macro_export]
+macro_rules! print {
+    ($($arg:tt)*) => ($crate::console::_print(format_args!($($arg)*)));
+}
+
+/// Prints a line to the console.
+#[macro_export]
+macro_rules! println {
+    () => ($crate::print!("\n"));
+    ($($arg:tt)*) => ($crate::console::_print(format_args!("{}\n", format_args!($($arg)*))));
+}
+
+/// Waits until the UART has sent everything (before powering off).
+pub fn flush() {
+    if let Some(uart) = UART.get() {
+        uart.flush();
+    }
+}
+
+/// UART receive interrupt: moves every received byte into the ring.
+pub fn on_receive_interrupt() {
+    if let Some(uart) = UART.get() {
+        let mut ring = RECEIVED.lock();
+        while let Some(byte) = uart.read_byte() {
+            ring.push(byte);
+        }
+        uart.clear_receive_interrupts();
+    }
+}
+
+/// Bytes dropped because the receive ring was full.
+pub fn dropped_input_bytes() -> u64 {
+    RECEIVED.lock().dropped()
+}
+
+/// Waits for the next input byte.
+pub fn read_byte() -> u8 {
+    use crate::arch::aarch64::cpu;
+    loop {
+        let were_enabled = cpu::mask_irqs();
+        let byte = RECEIVED.lock().pop();
+        if let Some(byte) = byte {
+            cpu::restore_irqs(were_enabled);
+            return byte;
+        }
+        // Also look at the UART itself: the only input path without an interrupt, and a safety
+        // net if an interrupt was missed (the ring is empty, so no byte is taken out of order).
+        {
+            if let Some(byte) = UART.get().and_then(|uart| uart.read_byte()) {
+                cpu::restore_irqs(were_enabled);
+                return byte;
+            }
+        }
+        if were_enabled {
+            cpu::wait_for_interrupt();
+        } else {
+            core::hint::spin_loop();
+        }
+        cpu::restore_irqs(were_enabled);
+    }
+}

@@ -1,0 +1,38 @@
+//! Static limits of the kernel binary, each with the reason for its number.
+//!
+//! Limits of the portable core (device-tree lists, console line length, ring sizes) live in
+//! `kcore::limits`; these are the ones that shape the kernel image and its boot.
+
+/// Most cores the kernel runs (re-exported so arch code and the linker script agree; see
+/// boot/kernel.ld, which reserves MAX_CPUS stack slots).
+pub const MAX_CPUS: usize = kcore::limits::MAX_CPUS;
+
+/// Bytes of stack per core. The inference engine runs its matrix rows on every core's stack and
+/// wasmi's interpreter recurses; 128 KiB is 4x what either was seen to need. Must match
+/// KERNEL_STACK_SIZE in boot/kernel.ld.
+pub const KERNEL_STACK_SIZE: usize = 128 * 1024;
+
+/// The unmapped page under every stack: an overflow faults instead of overwriting what lies below.
+/// Must match STACK_GUARD_SIZE in boot/kernel.ld.
+pub const STACK_GUARD_SIZE: usize = 4096;
+
+/// Page tables the kernel can build for its own address space (TTBR1) from the pool in .bss.
+/// The kernel image needs 1 level-2 + ~2 level-3 tables, the linear map 1-2 level-2 tables per
+/// memory range, devices 1-2 tables each; 64 tables (256 KiB) leave ample margin.
+pub const KERNEL_TABLE_POOL_SIZE: usize = 64;
+
+/// Timer interrupts per second on each core. 100 Hz gives 10 ms scheduling granularity and costs
+/// little under TCG emulation, where every interrupt is expensive.
+pub const TICK_HZ: u64 = 100;
+
+/// RAM kept out of the heap for the frame allocator (task page tables, stacks of later tasks).
+/// The rest of the largest RAM range goes to the heap, where the model keeps its KV cache.
+pub const FRAME_POOL_RESERVE: u64 = 16 * 1024 * 1024;
+
+/// How long the boot core waits for a secondary core to report online before giving up on it.
+/// QEMU brings a vCPU up in well under 10 ms even on a loaded 2-core host.
+pub const SECONDARY_START_TIMEOUT_MS: u64 = 1000;
+
+/// Largest device tree accepted, in bytes. Real trees are 30-80 KiB; the early boot window maps
+/// at most this much (as 2 MiB blocks).
+pub const MAX_DEVICE_TREE_SIZE: usize = 2 * 1024 * 1024;

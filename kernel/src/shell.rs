@@ -1,0 +1,212 @@
+//! The console shell: prompt, line editing (kcore::line_editor), and the command table.
+//!
+//! The contract with the test harness: a banner line starting with `Anneal`, then the prompt
+//! `anneal> ` (no newline); input is echoed; every command's output ends with a fresh prompt;
+//! unknown commands answer `unknown command: X (try 'help')`; overlong or non-UTF-8 lines get one
+//! clear message and are not run. Commands are a static table of [`Command`]s: to add one, add an
+//! entry to [`COMMANDS`] (name, usage, one-line summary, function); `help` lists the table.
+
+use crate::arch::aarch64::{cpu, smp, timer};
+use crate::{power, println};
+use kcore::bootargs::LogLevel;
+use kcore::line_editor::{LineEditor, Outcome};
+use kcore::shell_words::Words;
+use spin::Once;
+
+/// What `info` reports, fixed at boot.
+pub struct BootInfo {
+    /// `qemu-virt`, `raspberrypi-4b` or `unknown`.
+    pub board: &'static str,
+    /// CPU cores described by the DTB.
+    pub cores_in_tree: usize,
+    /// Bytes of RAM in the DTB.
+    pub memory_total: u64,
+    /// Number of RAM ranges.
+    pub memory_ranges: usize,
+    /// "v2" or "v3" (or "none").
+    pub gic: &'static str,
+    /// The initrd (physical), if any.
+    pub initrd: Option<kcore::device_tree::PhysicalRange>,
+    /// The command line.
+    pub bootargs: &'static str,
+}
+
+static BOOT_INFO: Once<BootInfo> = Once::new();
+
+/// Records what `info` reports.
+pub fn set_boot_info(info: BootInfo) {
+    BOOT_INFO.call_once(|| info);
+}
+
+/// The boot facts, once recorded.
+pub fn boot_info() -> Option<&'static BootInfo> {
+    BOOT_INFO.get()
+}
+
+/// One console command.
+pub struct Command {
+    /// The word that runs it.
+    pub name: &'static str,
+    /// Arguments, for `help`.
+    pub usage: &'static str,
+    /// One line for `help`.
+    pub summary: &'static str,
+    /// Runs it with the words after the name and the whole line.
+    pub run: fn(arguments: &[&str], line: &str),
+}
+
+/// Every command, in the order `help` lists them.
+pub static COMMANDS: &[Command] = &[
+    Command {
+        name: "help",
+        usage: "",
+        summary: "list the commands",
+        run: command_help,
+    },
+    Command {
+        name: "info",
+        usage: "",
+        summary: "board, cpu, cores, memory, heap, gic, uptime, initrd, bootargs",
+        run: command_info,
+    },
+    Command {
+        name: "log",
+        usage: "[error|warn|info|debug|trace]",
+        summary: "show or set the log level",
+        run: command_log,
+    },
+    Command {
+        name: "poweroff",
+        usage: "",
+        summary: "stop the machine (exit status 0)",
+        run: command_poweroff,
+    },
+    Command {
+        name: "fault",
+        usage: "unmapped|undef|panic",
+        summary: "deliberately fault (tests the fault report and exit status)",
+        run: command_fault,
+    },
+];
+
+const PROMPT: &str = "anneal> ";
+
+fn command_help(_arguments: &[&str], _line: &str) {
+    for command in COMMANDS {
+        let name_and_usage = if command.usage.is_empty() {
+            command.name.into()
+        } else {
+            alloc::format!("{} {}", command.name, command.usage)
+        };
+        println!("  {name_and_usage:<40} {}", command.summary);
+    }
+}
+
+const MIB: u64 = 1024 * 1024;
+
+fn command_info(_arguments: &[&str], _line: &str) {
+    let Some(info) = boot_info() else {
+        println!("info: boot facts not recorded");
+        return;
+    };
+    let (heap_free, heap_total) = crate::memory::heap_usage();
+    let uptime = timer::uptime_milliseconds();
+    println!("board: {}", info.board);
+    println!("cpu: {}", kcore::cpu_model::CpuModel { midr: cpu::midr() });
+    println!(
+        "cores: {} online of {}",
+        smp::online_cores(),
+        info.cores_in_tree
+    );
+    println!(
+        "memory: {} MiB in {} range(s)",
+        info.memory_total / MIB,
+        info.memory_ranges
+    );
+    println!(
+        "heap: {} MiB free of {} MiB",
+        heap_free / MIB,
+        heap_total / MIB
+    );
+    println!("gic: {}", info.gic);
+    println!("uptime: {}.{:03} s", uptime / 1000, uptime % 1000);
+    match info.initrd {
+        Some(range) => println!("initrd: {} bytes at {:#x}", range.size, range.base),
+        None => println!("initrd: none"),
+    }
+    println!("bootargs: {}", info.bootargs);
+}
+
+fn command_log(arguments: &[&str], _line: &str) {
+    match arguments {
+        [] => println!("log level: {}", crate::logger::level().name()),
+        [level] => match LogLevel::parse(level) {
+            Some(level) => {
+                crate::logger::set_level(level);
+                println!("log level set to {}", level.name());
+            }
+            None => println!("log: unknown level '{level}' (use error|warn|info|debug|trace)"),
+        },
+        _ => println!("usage: log [error|warn|info|debug|trace]"),
+    }
+}
+
+fn command_poweroff(_arguments: &[&str], _line: &str) {
+    println!("powering off");
+    power::exit(power::EXIT_POWEROFF)
+}
+
+#[allow(unsafe_code)]
+fn command_fault(arguments: &[&str], _line: &str) {
+    match arguments {
+        ["unmapped"] => {
+            let Some(address) = crate::memory::boot_stack_guard_page() else {
+                println!("fault: memory layout not recorded");
+                return;
+            };
+            println!("reading the guard page under core 0's stack at {address:#x}");
+            // SAFETY: deliberately unsound by request: the address is an unmapped guard page, so
+            // the read raises a translation fault, which the fault handler reports and which ends
+            // the machine; the read never completes.
+            let value = unsafe { (address as *const u64).read_volatile() };
+            println!("unexpected: read {value:#x}");
+        }
+        ["undef"] => {
+            println!("executing an undefined instruction");
+            // SAFETY: `udf` raises an undefined-instruction exception, which ends the machine.
+            unsafe { core::arch::asm!("udf #0", options(nomem, nostack)) };
+        }
+        ["panic"] => panic!("deliberate panic from the console"),
+        _ => println!("usage: fault unmapped|undef|panic"),
+    }
+}
+
+fn dispatch(line: &str) {
+    let words = Words::split(line);
+    let Some(name) = words.command() else { return };
+    match COMMANDS.iter().find(|command| command.name == name) {
+        Some(command) => (command.run)(words.arguments(), line),
+        None => println!("unknown command: {name} (try 'help')"),
+    }
+}
+
+/// The console loop. Never returns.
+pub fn run() -> ! {
+    let mut editor = LineEditor::new();
+    crate::print!("{PROMPT}");
+    loop {
+        let byte = crate::console::read_byte();
+        let mut echo = |bytes: &[u8]| crate::console::write_raw(bytes);
+        match editor.feed(byte, &mut echo) {
+            Outcome::Pending => continue,
+            Outcome::Line(line) => dispatch(line),
+            Outcome::Cancelled => {}
+            Outcome::TooLong { length } => println!(
+                "error: line of {length} bytes is longer than the {} byte limit; ignored",
+                kcore::limits::MAX_CONSOLE_LINE
+            ),
+            Outcome::NotUtf8 => println!("error: line is not valid UTF-8; ignored"),
+        }
+        crate::print!("{PROMPT}");
+    }
+}
