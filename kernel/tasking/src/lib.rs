@@ -4,6 +4,7 @@
 
 extern crate alloc;
 
+pub mod elf;
 pub mod histogram;
 pub mod limits;
 pub mod pagetable;
