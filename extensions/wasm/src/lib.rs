@@ -18,6 +18,9 @@
 
 extern crate alloc;
 
+pub mod bench;
+pub mod bundle;
+pub mod console;
 pub mod error;
 pub mod host;
 pub mod limits;
@@ -25,6 +28,7 @@ pub mod manifest;
 pub mod runtime;
 pub mod wat;
 
+pub use console::WasmShell;
 pub use error::{ErrorKind, ExtensionError, Fault, HostFault, LinkReason};
 pub use host::{HostServices, InMemoryServices, LogLevel, LogRecord, MapError};
 pub use manifest::{Manifest, ManifestError, MANIFEST_SECTION};

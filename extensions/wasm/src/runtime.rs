@@ -631,6 +631,9 @@ impl<S: HostServices + 'static> Extension<S> {
     /// Calls export `export` with `args`, with the hook context's input words `hook_input`,
     /// under the manifest's fuel budget. Any trap, fuel exhaustion or limit hit comes back
     /// as a [`CallFailure`] naming this module.
+    // A failure carries the output produced before it by value; it is the cold path, and
+    // boxing it would only move the allocation.
+    #[allow(clippy::result_large_err)]
     pub fn call(
         &mut self,
         export: &str,
@@ -642,6 +645,7 @@ impl<S: HostServices + 'static> Extension<S> {
 
     /// Like [`Extension::call`] with an explicit fuel budget (clamped to
     /// `MAX_FUEL_PER_CALL`); used by benchmarks to sweep fuel settings.
+    #[allow(clippy::result_large_err)]
     pub fn call_with_fuel(
         &mut self,
         export: &str,
@@ -730,6 +734,14 @@ impl<S: HostServices + 'static> Extension<S> {
             }),
             Err(e) => {
                 let fault = classify(e, state, budget);
+                // wasmi charges fuel per basic block up front: it stops when the next block
+                // costs more than what is left, so a few units may remain unspent. Those
+                // cannot be used by anything; report the budget as spent.
+                let fuel_used = if matches!(fault, Fault::OutOfFuel { .. }) {
+                    budget
+                } else {
+                    fuel_used
+                };
                 Err(CallFailure {
                     error: ExtensionError::new(&self.name, ErrorKind::Fault(fault)),
                     fuel_used,

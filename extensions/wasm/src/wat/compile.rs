@@ -137,6 +137,9 @@ fn node_text(node: &Sexpr) -> String {
     }
 }
 
+/// Parameter names, parameter types, result types, and how many list items they took.
+type Signature = (Vec<Option<String>>, Vec<Ty>, Vec<Ty>, usize);
+
 struct FuncType {
     params: Vec<Ty>,
     results: Vec<Ty>,
@@ -299,10 +302,7 @@ impl<'a> ModuleBuilder<'a> {
 
     /// Reads `(param ...)*` and `(result ...)*` from the front of `items`, returning the
     /// parameter names, types, results and how many items were used.
-    fn signature(
-        items: &[Sexpr],
-        allow_names: bool,
-    ) -> Result<(Vec<Option<String>>, Vec<Ty>, Vec<Ty>, usize), WatError> {
+    fn signature(items: &[Sexpr], allow_names: bool) -> Result<Signature, WatError> {
         let (mut names, mut params, mut results) = (Vec::new(), Vec::new(), Vec::new());
         let mut used = 0;
         for item in items {
