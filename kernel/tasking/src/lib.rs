@@ -6,6 +6,7 @@ extern crate alloc;
 
 pub mod elf;
 pub mod histogram;
+pub mod layout;
 pub mod limits;
 pub mod pagetable;
 pub mod policy;
