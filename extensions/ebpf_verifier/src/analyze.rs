@@ -32,7 +32,10 @@ use ebpf::insn::{
 use crate::cfg::Cfg;
 use crate::config::VerifierConfig;
 use crate::error::{RegionName, VerifyError, VerifyErrorKind};
-use crate::limits::{MAX_POINTER_OFFSET, MAX_STATES_PER_INSN, MAX_STORED_STATES, STACK_FRAME_SIZE};
+use crate::limits::{
+    MAX_POINTER_OFFSET, MAX_STATES_PER_INSN, MAX_STORED_STATES, MERGE_AFTER_STATES,
+    STACK_FRAME_SIZE,
+};
 use crate::scalar::Scalar;
 use crate::state::{ByteKind, Frame, Region, Stack, State, Value};
 
@@ -45,6 +48,7 @@ pub struct Stats {
     pub paths_pruned: u64,
     pub max_stack_depth: usize,
     pub max_call_depth: usize,
+    /// Peak bytes held by kept states plus pending paths (the analysis' working memory).
     pub peak_state_bytes: usize,
 }
 
@@ -127,7 +131,9 @@ impl<'a> Analyzer<'a> {
             last_checkpoint: None,
         }];
         self.stats.max_call_depth = 1;
+        let mut pending_bytes = 0usize;
         while let Some(mut path) = work.pop() {
+            pending_bytes = pending_bytes.saturating_sub(Self::path_bytes(&path));
             loop {
                 let pc = path.pc;
                 self.stats.insns_processed += 1;
@@ -140,13 +146,23 @@ impl<'a> Analyzer<'a> {
                     });
                 }
                 if self.cfg.prune_point[pc] {
+                    // Forget dead registers so that states differing only there prune.
+                    let live = self.cfg.live_in[pc];
+                    for (r, v) in path.state.frame_mut().regs.iter_mut().enumerate() {
+                        if live & (1 << r) == 0 {
+                            *v = Value::Uninit;
+                        }
+                    }
                     match self.check_prune(&path) {
                         Ok(true) => {
                             self.stats.paths_pruned += 1;
                             self.end_path(path.last_checkpoint);
                             break;
                         }
-                        Ok(false) => self.store(&mut path),
+                        Ok(false) => {
+                            self.merge(&mut path);
+                            self.store(&mut path)
+                        }
                         Err(kind) => return Err(VerifyError { insn: pc, kind }),
                     }
                 }
@@ -156,7 +172,12 @@ impl<'a> Analyzer<'a> {
                         if let Some(cp) = other.last_checkpoint {
                             self.checkpoints[cp as usize].branches += 1;
                         }
+                        pending_bytes += Self::path_bytes(&other);
                         work.push(other);
+                        self.stats.peak_state_bytes = self
+                            .stats
+                            .peak_state_bytes
+                            .max(self.state_bytes + pending_bytes);
                         if work.len() > self.config.max_pending_paths {
                             return Err(VerifyError {
                                 insn: pc,
@@ -177,8 +198,12 @@ impl<'a> Analyzer<'a> {
                 }
             }
         }
-        self.stats.peak_state_bytes = self.state_bytes;
+        self.stats.peak_state_bytes = self.stats.peak_state_bytes.max(self.state_bytes);
         Ok(self.stats)
+    }
+
+    fn path_bytes(path: &Path) -> usize {
+        path.state.heap_bytes() + core::mem::size_of::<Path>()
     }
 
     fn end_path(&mut self, mut cp: Option<u32>) {
@@ -206,6 +231,27 @@ impl<'a> Analyzer<'a> {
             }
         }
         Ok(false)
+    }
+
+    /// At a forward join point that already holds [`MERGE_AFTER_STATES`] states, widens
+    /// the current state to its join with the newest finished state there. Exploring a
+    /// wider state proves the narrower one safe; the merged state then includes later
+    /// arrivals, so chains of branches cost linear rather than exponential time. Loop heads
+    /// are excluded so loop iterations stay distinct (see [`crate::cfg::Cfg::loop_head`]).
+    fn merge(&mut self, path: &mut Path) {
+        let pc = path.pc;
+        if self.cfg.loop_head[pc] || self.stored_at[pc].len() < MERGE_AFTER_STATES {
+            return;
+        }
+        let newest_finished = self.stored_at[pc]
+            .iter()
+            .rev()
+            .find(|&&id| self.checkpoints[id as usize].branches == 0);
+        if let Some(&id) = newest_finished {
+            if let Some(joined) = self.checkpoints[id as usize].state.join(&path.state) {
+                path.state = joined;
+            }
+        }
     }
 
     fn store(&mut self, path: &mut Path) {

@@ -31,6 +31,7 @@
 extern crate alloc;
 
 pub mod analyze;
+pub mod bench;
 pub mod cfg;
 pub mod config;
 pub mod error;
@@ -70,8 +71,9 @@ pub struct VerifySummary {
     pub max_call_depth: usize,
     /// Subprograms (functions reached by local calls) besides the main one.
     pub subprograms: usize,
-    /// Approximate bytes held by the kept states at the end.
-    pub state_bytes: usize,
+    /// Peak bytes of analysis state (kept states plus pending paths, including their stack
+    /// slots): the verifier's working memory apart from the decoded program.
+    pub peak_state_bytes: usize,
 }
 
 /// Verifies `program` for the hook `config` describes.
@@ -95,7 +97,14 @@ pub fn verify(program: &[RawInsn], config: &VerifierConfig) -> Result<VerifySumm
         insn: e.slot,
         kind: VerifyErrorKind::Decode(e.kind),
     })?;
-    let graph = cfg::build(&decoded)?;
+    let helper_args = |id: i64| {
+        u32::try_from(id)
+            .ok()
+            .and_then(|id| config.helper(id))
+            .map(|h| h.args.len())
+            .unwrap_or(5)
+    };
+    let graph = cfg::build(&decoded, &helper_args)?;
     let mut config_checked;
     let config = if config.max_call_depth > limits::MAX_CALL_DEPTH {
         config_checked = config.clone();
@@ -114,6 +123,6 @@ pub fn verify(program: &[RawInsn], config: &VerifierConfig) -> Result<VerifySumm
         max_stack_depth: stats.max_stack_depth,
         max_call_depth: stats.max_call_depth,
         subprograms: graph.subprograms.len(),
-        state_bytes: stats.peak_state_bytes,
+        peak_state_bytes: stats.peak_state_bytes,
     })
 }

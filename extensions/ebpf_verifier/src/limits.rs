@@ -39,3 +39,8 @@ pub const MAX_STORED_STATES: usize = 65_536;
 /// Most pending branches (paths waiting on the work list). Each is a full state; the cap
 /// bounds memory for programs that fork at every instruction.
 pub const MAX_PENDING_PATHS: usize = 65_536;
+
+/// States kept at a forward join point before new arrivals are merged (joined) with a
+/// finished one. Small enough that a chain of `if`s costs linear time, large enough that
+/// the common few-path cases keep their full precision.
+pub const MERGE_AFTER_STATES: usize = 4;

@@ -102,6 +102,26 @@ impl Scalar {
         s.normalize().unwrap_or(Scalar::UNKNOWN)
     }
 
+    /// The smallest scalar holding every value of both (the join of state merging).
+    pub fn join(&self, other: &Scalar) -> Scalar {
+        let mask = self.bits.mask | other.bits.mask | (self.bits.value ^ other.bits.value);
+        let s = Scalar {
+            umin: self.umin.min(other.umin),
+            umax: self.umax.max(other.umax),
+            smin: self.smin.min(other.smin),
+            smax: self.smax.max(other.smax),
+            u32min: self.u32min.min(other.u32min),
+            u32max: self.u32max.max(other.u32max),
+            s32min: self.s32min.min(other.s32min),
+            s32max: self.s32max.max(other.s32max),
+            bits: Tnum {
+                value: self.bits.value & !mask,
+                mask,
+            },
+        };
+        s.normalize().unwrap_or(Scalar::UNKNOWN)
+    }
+
     /// The value, when only one is possible.
     pub fn as_const(&self) -> Option<u64> {
         (self.umin == self.umax).then_some(self.umin)
@@ -951,6 +971,20 @@ mod tests {
                         "{cond:?} {width:?} {x:#x} {y:#x}: {ra:?} {rb:?}"
                     );
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn join_contains_both() {
+        let mut rng = Rng(7);
+        for _ in 0..5000 {
+            let (a, xs) = sample(&mut rng);
+            let (b, ys) = sample(&mut rng);
+            let j = a.join(&b);
+            assert!(j.includes(&a) && j.includes(&b), "{a:?} {b:?} -> {j:?}");
+            for v in xs.iter().chain(ys.iter()) {
+                assert!(j.contains(*v));
             }
         }
     }

@@ -302,7 +302,93 @@ fn value_includes(old: &Value, new: &Value, ids: &mut IdMap) -> bool {
     }
 }
 
+/// The join of two values: a value describing both, `Uninit` (unusable) when they differ in
+/// kind. Sound because `Uninit` is the top element: a path never reads it.
+fn join_value(a: &Value, b: &Value) -> Value {
+    match (a, b) {
+        (Value::Scalar(x), Value::Scalar(y)) => Value::Scalar(x.join(y)),
+        (
+            Value::Pointer {
+                region: ra,
+                offset: oa,
+            },
+            Value::Pointer {
+                region: rb,
+                offset: ob,
+            },
+        ) if ra == rb => Value::Pointer {
+            region: *ra,
+            offset: oa.join(ob),
+        },
+        (x, y) if x == y => *x,
+        _ => Value::Uninit,
+    }
+}
+
+fn readable_data(kind: ByteKind, spill: &Option<Value>) -> bool {
+    match kind {
+        ByteKind::Data => true,
+        ByteKind::Spill => matches!(spill, Some(Value::Scalar(_))),
+        _ => false,
+    }
+}
+
+impl Stack {
+    fn join(&self, other: &Stack) -> Stack {
+        let mut out = Stack::default();
+        // Only slots touched in both can hold anything readable in the join.
+        for (index, a) in &self.slots {
+            let b = other.slot(*index as usize);
+            let mut slot = Slot::EMPTY;
+            if let (Some(va), Some(vb)) = (&a.spill, &b.spill) {
+                let v = join_value(va, vb);
+                if v != Value::Uninit {
+                    slot.bytes = [ByteKind::Spill; 8];
+                    slot.spill = Some(v);
+                    out.slots.push((*index, slot));
+                    continue;
+                }
+            }
+            let mut any = false;
+            for i in 0..8 {
+                if readable_data(a.bytes[i], &a.spill) && readable_data(b.bytes[i], &b.spill) {
+                    slot.bytes[i] = ByteKind::Data;
+                    any = true;
+                }
+            }
+            if any {
+                out.slots.push((*index, slot));
+            }
+        }
+        out
+    }
+}
+
 impl State {
+    /// A state describing every concrete state of both, or `None` when the call stacks
+    /// differ (then they cannot be merged).
+    pub fn join(&self, other: &State) -> Option<State> {
+        if self.frames.len() != other.frames.len() {
+            return None;
+        }
+        let mut frames = Vec::with_capacity(self.frames.len());
+        for (a, b) in self.frames.iter().zip(other.frames.iter()) {
+            if a.return_pc != b.return_pc {
+                return None;
+            }
+            let mut regs = [Value::Uninit; 11];
+            for (r, out) in regs.iter_mut().enumerate() {
+                *out = join_value(&a.regs[r], &b.regs[r]);
+            }
+            frames.push(Frame {
+                regs,
+                stack: a.stack.join(&b.stack),
+                return_pc: a.return_pc,
+            });
+        }
+        Some(State { frames })
+    }
+
     /// The entry state: r1 = context pointer at offset 0, r10 = top of frame 0's stack.
     pub fn entry() -> State {
         let mut regs = [Value::Uninit; 11];
@@ -415,6 +501,26 @@ mod tests {
         assert_eq!(s.byte(-16), ByteKind::Data);
         assert_eq!(s.byte(-15), ByteKind::PointerPart);
         assert_eq!(s.slot(SLOTS - 2).spill, None);
+    }
+
+    #[test]
+    fn join_includes_both() {
+        let mut a = State::entry();
+        let mut b = State::entry();
+        a.frame_mut().regs[2] = Value::Scalar(Scalar::constant(1));
+        b.frame_mut().regs[2] = Value::Scalar(Scalar::constant(5));
+        a.frame_mut().regs[3] = Value::Scalar(Scalar::constant(1));
+        b.frame_mut().regs[3] = a.frame().regs[1];
+        a.frame_mut()
+            .stack
+            .spill(-8, Value::Scalar(Scalar::constant(3)));
+        b.frame_mut().stack.write_data(-8, 8);
+        a.frame_mut().stack.write_data(-16, 4);
+        let j = a.join(&b).unwrap();
+        assert!(j.includes(&a) && j.includes(&b));
+        assert_eq!(j.frame().regs[3], Value::Uninit);
+        assert_eq!(j.frame().stack.byte(-8), ByteKind::Data);
+        assert_eq!(j.frame().stack.byte(-16), ByteKind::Uninit);
     }
 
     #[test]
