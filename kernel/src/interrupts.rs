@@ -48,11 +48,6 @@ pub fn enable_uart_interrupt(id: u32) {
     }
 }
 
-/// Whether the console receives by interrupt (else it polls).
-pub fn uart_interrupt_enabled() -> bool {
-    UART_INTERRUPT.load(Ordering::Relaxed) != 0
-}
-
 /// Sends SGI `id` to `core`.
 pub fn send_sgi(id: u32, core: usize) {
     if let Some(controller) = controller() {

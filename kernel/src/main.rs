@@ -84,6 +84,16 @@ mod boot_sequence {
     #[no_mangle]
     extern "C" fn kernel_main(dtb_physical: u64, load_physical: u64) -> ! {
         let image = ImageLayout::from_linker(load_physical);
+        let stack_slots = (crate::limits::STACK_GUARD_SIZE + crate::limits::KERNEL_STACK_SIZE)
+            * crate::limits::MAX_CPUS;
+        if image.stacks_end - image.stacks_start != stack_slots as u64 {
+            early_fatal(
+                load_physical,
+                format_args!(
+                    "boot/kernel.ld and kernel/src/limits.rs disagree on the stack layout"
+                ),
+            );
+        }
 
         // 2. The device tree, through the boot window: header first, then the whole blob.
         if dtb_physical == 0 {
@@ -232,11 +242,11 @@ mod boot_sequence {
             }
         };
         log::info!(
-            "memory: {} MiB in {} range(s); heap {} MiB at {:#x}; {} MiB left for frames",
+            "memory: {} MiB in {} range(s); heap {} MiB in {} region(s); {} MiB left for frames",
             summary.total / (1024 * 1024),
             summary.ranges,
             summary.heap / (1024 * 1024),
-            summary.heap_range.base,
+            summary.heap_regions.len(),
             memory::free_frame_bytes() / (1024 * 1024)
         );
 

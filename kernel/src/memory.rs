@@ -3,10 +3,12 @@
 //! Boot hands every RAM range of the DTB to `kcore`'s frame allocator and carves out what is in
 //! use: the kernel image (with .bss and stacks), the DTB blob, the initrd (the model's weights are
 //! read in place from it), firmware reservations (`/memreserve/`, `/reserved-memory`; on the Pi the
-//! spin-table page at 0). The heap then takes the largest free range, less [`FRAME_POOL_RESERVE`]
-//! kept for frames, through the linear map: the inference engine puts its KV cache and buffers
-//! there. linked_list_allocator is a first-fit free list: simple, no size classes, fine for a
-//! kernel whose large allocations are few and long-lived.
+//! spin-table page at 0). The heap then takes every remaining free range (largest first, one
+//! linked_list_allocator region each, at most four) less [`FRAME_POOL_RESERVE`] kept for frames,
+//! through the linear map: the inference engine puts its KV cache and buffers there, so the heap
+//! must be most of RAM even when the initrd splits it. linked_list_allocator is a first-fit free
+//! list: simple, no size classes, fine for a kernel whose large allocations are few and
+//! long-lived.
 
 #![allow(unsafe_code)]
 
@@ -19,31 +21,52 @@ use kcore::device_tree::PhysicalRange;
 use kcore::frame_allocator::{FrameAllocator, FrameError};
 use spin::{Mutex, Once};
 
-struct KernelHeap(Mutex<linked_list_allocator::Heap>);
+/// Most separate RAM ranges the heap spans. Boot splits RAM around the image, the DTB and the
+/// initrd (the model), so the free memory is 2-4 ranges; each becomes one region.
+const MAX_HEAP_REGIONS: usize = 4;
+
+/// Smallest free range worth a heap region.
+const MIN_HEAP_REGION: u64 = 2 * 1024 * 1024;
+
+/// The heap: up to [`MAX_HEAP_REGIONS`] linked_list_allocator regions, largest first.
+struct KernelHeap(Mutex<[linked_list_allocator::Heap; MAX_HEAP_REGIONS]>);
 
 // SAFETY: every method forwards to linked_list_allocator under a lock; allocate_first_fit returns
 // memory of at least `layout.size()` aligned to `layout.align()` or an error (-> null), and
-// deallocate receives only pointers this allocator returned with their layout (GlobalAlloc's
-// contract on the caller).
+// deallocate gives a pointer back to the region that contains it, which is the region that
+// returned it (regions do not overlap). GlobalAlloc's contract makes the caller pass only
+// pointers this allocator returned, with their layout.
 unsafe impl GlobalAlloc for KernelHeap {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        self.0
-            .lock()
-            .allocate_first_fit(layout)
-            .map(|p| p.as_ptr())
-            .unwrap_or(core::ptr::null_mut())
+        let mut regions = self.0.lock();
+        for region in regions.iter_mut().filter(|region| region.size() > 0) {
+            if let Ok(pointer) = region.allocate_first_fit(layout) {
+                return pointer.as_ptr();
+            }
+        }
+        core::ptr::null_mut()
     }
 
     unsafe fn dealloc(&self, pointer: *mut u8, layout: Layout) {
-        if let Some(pointer) = NonNull::new(pointer) {
-            // SAFETY: GlobalAlloc's contract: `pointer` came from `alloc` with this layout.
-            unsafe { self.0.lock().deallocate(pointer, layout) };
+        let Some(non_null) = NonNull::new(pointer) else {
+            return;
+        };
+        let mut regions = self.0.lock();
+        let owner = regions
+            .iter_mut()
+            .find(|region| (region.bottom()..region.top()).contains(&pointer));
+        if let Some(region) = owner {
+            // SAFETY: GlobalAlloc's contract: `pointer` came from `alloc` with this layout, and
+            // the region containing it is the one that handed it out.
+            unsafe { region.deallocate(non_null, layout) };
         }
     }
 }
 
 #[global_allocator]
-static HEAP: KernelHeap = KernelHeap(Mutex::new(linked_list_allocator::Heap::empty()));
+static HEAP: KernelHeap = KernelHeap(Mutex::new(
+    [const { linked_list_allocator::Heap::empty() }; MAX_HEAP_REGIONS],
+));
 
 static FRAMES: Mutex<FrameAllocator> = Mutex::new(FrameAllocator::new_const());
 static HEAP_SIZE: AtomicU64 = AtomicU64::new(0);
@@ -58,12 +81,13 @@ pub struct MemorySummary {
     pub ranges: usize,
     /// Heap size in bytes.
     pub heap: u64,
-    /// Physical range given to the heap.
-    pub heap_range: PhysicalRange,
+    /// Physical ranges given to the heap, largest first.
+    pub heap_regions: kcore::bounded::BoundedList<PhysicalRange, MAX_HEAP_REGIONS>,
 }
 
 /// Why memory setup failed.
 #[derive(Debug, Clone, Copy)]
+#[allow(dead_code)] // fields read through Debug in the boot log
 pub enum MemoryError {
     /// The frame allocator rejected a range.
     Frames(FrameError),
@@ -99,50 +123,72 @@ pub fn init(
     for range in reserved {
         frames.reserve(*range).map_err(MemoryError::Frames)?;
     }
-    let largest = frames
-        .largest_free_range()
-        .ok_or(MemoryError::NoHeapMemory)?;
-    let keep = if largest.size > 2 * FRAME_POOL_RESERVE {
-        FRAME_POOL_RESERVE
-    } else {
-        largest.size / 8
-    };
-    let heap_range = PhysicalRange {
-        base: largest.base,
-        size: (largest.size - keep) & !4095,
-    };
-    if heap_range.size == 0 {
+    // Keep FRAME_POOL_RESERVE for frames (from the top of the largest range that can spare it),
+    // then give every remaining free range of at least MIN_HEAP_REGION to the heap.
+    let mut free: kcore::bounded::BoundedList<
+        PhysicalRange,
+        { kcore::limits::MAX_FREE_FRAME_RANGES },
+    > = kcore::bounded::BoundedList::new();
+    for range in frames.free_ranges() {
+        let _ = free.push(*range);
+    }
+    free.as_mut_slice()
+        .sort_unstable_by(|a, b| b.size.cmp(&a.size));
+    let mut regions: kcore::bounded::BoundedList<PhysicalRange, MAX_HEAP_REGIONS> =
+        kcore::bounded::BoundedList::new();
+    let mut kept_for_frames = false;
+    for range in free.as_slice() {
+        let mut range = *range;
+        if !kept_for_frames && range.size >= 2 * FRAME_POOL_RESERVE {
+            range.size -= FRAME_POOL_RESERVE;
+            kept_for_frames = true;
+        }
+        range.size &= !4095;
+        if range.size >= MIN_HEAP_REGION && regions.push(range).is_err() {
+            break;
+        }
+    }
+    if regions.is_empty() {
         return Err(MemoryError::NoHeapMemory);
     }
-    frames.reserve(heap_range).map_err(MemoryError::Frames)?;
-    // SAFETY: `heap_range` is RAM from the DTB, mapped RW in the linear map, and now reserved in
-    // the frame allocator, so nothing else will use it; the heap owns it for the kernel's life.
-    unsafe {
-        HEAP.0.lock().init(
-            layout::linear_address(heap_range.base) as *mut u8,
-            heap_range.size as usize,
-        );
+    let mut heap_total = 0u64;
+    let mut heap = HEAP.0.lock();
+    for (region, range) in heap.iter_mut().zip(regions.as_slice()) {
+        frames.reserve(*range).map_err(MemoryError::Frames)?;
+        // SAFETY: `range` is RAM from the DTB, mapped RW in the linear map, and now reserved in
+        // the frame allocator, so nothing else uses it; the heap owns it for the kernel's life.
+        unsafe {
+            region.init(
+                layout::linear_address(range.base) as *mut u8,
+                range.size as usize,
+            )
+        };
+        heap_total += range.size;
     }
-    HEAP_SIZE.store(heap_range.size, Ordering::Relaxed);
+    drop(heap);
+    HEAP_SIZE.store(heap_total, Ordering::Relaxed);
     Ok(MemorySummary {
         total: ram.iter().map(|r| r.size).sum(),
         ranges: ram.len(),
-        heap: heap_range.size,
-        heap_range,
+        heap: heap_total,
+        heap_regions: regions,
     })
 }
 
 /// (free, total) heap bytes.
 pub fn heap_usage() -> (u64, u64) {
-    let heap = HEAP.0.lock();
-    (heap.free() as u64, HEAP_SIZE.load(Ordering::Relaxed))
+    let regions = HEAP.0.lock();
+    let free = regions.iter().map(|region| region.free() as u64).sum();
+    (free, HEAP_SIZE.load(Ordering::Relaxed))
 }
 
+#[allow(dead_code)] // API for the tasking layer (page tables, task stacks)
 /// Allocates `count` contiguous physical frames.
 pub fn allocate_frames(count: u64) -> Result<u64, FrameError> {
     FRAMES.lock().allocate(count)
 }
 
+#[allow(dead_code)] // API for the tasking layer
 /// Returns frames to the allocator.
 pub fn free_frames(base: u64, count: u64) -> Result<(), FrameError> {
     FRAMES.lock().free(base, count)

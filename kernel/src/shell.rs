@@ -76,6 +76,12 @@ pub static COMMANDS: &[Command] = &[
         run: command_log,
     },
     Command {
+        name: "cores",
+        usage: "",
+        summary: "run a job on every online core (worker pool), show per-core ticks",
+        run: command_cores,
+    },
+    Command {
         name: "poweroff",
         usage: "",
         summary: "stop the machine (exit status 0)",
@@ -151,6 +157,44 @@ fn command_log(arguments: &[&str], _line: &str) {
     }
 }
 
+fn command_cores(_arguments: &[&str], _line: &str) {
+    use core::sync::atomic::{AtomicU64, Ordering};
+    const WORK_PER_CORE: u64 = 1_000_000;
+    let results: [AtomicU64; crate::limits::MAX_CPUS] =
+        [const { AtomicU64::new(0) }; crate::limits::MAX_CPUS];
+    let started = timer::counter();
+    smp::run_on_all_cores(&|index, count| {
+        // A fixed amount of arithmetic per core; each core writes only its own slot.
+        let mut sum = 0u64;
+        for step in 0..WORK_PER_CORE {
+            sum = sum.wrapping_add(step ^ (index as u64)).rotate_left(1);
+        }
+        if let Some(slot) = results.get(index) {
+            slot.store(sum | 1 | ((count as u64) << 56), Ordering::Release);
+        }
+    });
+    let elapsed_us = (timer::counter() - started) * 1_000_000 / timer::frequency();
+    let online = smp::online_cores();
+    let finished = results
+        .iter()
+        .take(online)
+        .filter(|r| r.load(Ordering::Acquire) != 0)
+        .count();
+    for (index, core) in smp::PER_CORE.iter().enumerate().take(online) {
+        println!(
+            "core {index}: mpidr {:#x}, ticks {}, job {}",
+            core.mpidr.load(Ordering::Relaxed),
+            core.ticks.load(Ordering::Relaxed),
+            if results[index].load(Ordering::Acquire) != 0 {
+                "done"
+            } else {
+                "MISSING"
+            }
+        );
+    }
+    println!("worker pool: {finished} of {online} cores ran the job in {elapsed_us} us");
+}
+
 fn command_poweroff(_arguments: &[&str], _line: &str) {
     println!("powering off");
     power::exit(power::EXIT_POWEROFF)
@@ -193,6 +237,7 @@ fn dispatch(line: &str) {
 /// The console loop. Never returns.
 pub fn run() -> ! {
     let mut editor = LineEditor::new();
+    let mut dropped_reported = 0;
     crate::print!("{PROMPT}");
     loop {
         let byte = crate::console::read_byte();
@@ -206,6 +251,14 @@ pub fn run() -> ! {
                 kcore::limits::MAX_CONSOLE_LINE
             ),
             Outcome::NotUtf8 => println!("error: line is not valid UTF-8; ignored"),
+        }
+        let dropped = crate::console::dropped_input_bytes();
+        if dropped != dropped_reported {
+            println!(
+                "warning: {} input bytes dropped (receive buffer full)",
+                dropped - dropped_reported
+            );
+            dropped_reported = dropped;
         }
         crate::print!("{PROMPT}");
     }

@@ -109,7 +109,7 @@ impl fmt::Display for Syndrome {
                 f.write_str(", ")?;
                 write_fault_status(f, iss & 0x3f)
             }
-            0x15 | 0x16 | 0x17 => write!(f, ", immediate {:#x}", iss & 0xffff),
+            0x15..=0x17 => write!(f, ", immediate {:#x}", iss & 0xffff),
             0x3c => write!(f, ", comment {:#x}", iss & 0xffff),
             _ => Ok(()),
         }

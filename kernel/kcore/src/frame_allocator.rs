@@ -85,7 +85,7 @@ impl FrameAllocator {
     /// Reserving memory that is not free is not an error (firmware reservations may lie outside RAM).
     pub fn reserve(&mut self, range: PhysicalRange) -> Result<(), FrameError> {
         let base = range.base & !(FRAME_SIZE - 1);
-        let end = align_up(range.end(), FRAME_SIZE).unwrap_or(u64::MAX & !(FRAME_SIZE - 1));
+        let end = align_up(range.end(), FRAME_SIZE).unwrap_or(!(FRAME_SIZE - 1));
         let mut index = 0;
         while index < self.free.len() {
             let free = self.free.as_slice()[index];
@@ -146,7 +146,7 @@ impl FrameAllocator {
 
     /// Returns `frames` frames at `base` to the free memory, merging with neighbours.
     pub fn free(&mut self, base: u64, frames: u64) -> Result<(), FrameError> {
-        if base % FRAME_SIZE != 0 {
+        if !base.is_multiple_of(FRAME_SIZE) {
             return Err(FrameError::Misaligned { value: base });
         }
         let size = frames

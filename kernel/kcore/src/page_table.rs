@@ -195,7 +195,7 @@ pub fn map_range(
     attributes: Attributes,
     allow_blocks: bool,
 ) -> Result<(), MapError> {
-    if (virtual_address | physical_address | size) % PAGE_SIZE != 0 {
+    if !(virtual_address | physical_address | size).is_multiple_of(PAGE_SIZE) {
         return Err(MapError::Misaligned {
             virtual_address,
             physical_address,
@@ -217,8 +217,8 @@ pub fn map_range(
             let can_block = level == 3
                 || (allow_blocks
                     && level >= 1
-                    && va % block == 0
-                    && pa % block == 0
+                    && va.is_multiple_of(block)
+                    && pa.is_multiple_of(block)
                     && remaining >= block);
             if can_block {
                 if existing & VALID != 0 {

@@ -30,6 +30,7 @@ struct Table([u64; ENTRIES_PER_TABLE]);
 
 /// Page-aligned tables in .bss for the kernel's TTBR1 tables (they must exist before any
 /// allocator does).
+#[allow(dead_code)] // `tables` is only reached through raw pointers (PoolTables)
 struct TablePool {
     tables: [Table; KERNEL_TABLE_POOL_SIZE],
 }
@@ -144,6 +145,7 @@ pub fn map_boot_window(physical: u64, length: u64, device: bool) -> Option<u64> 
 
 /// Why the kernel tables could not be built.
 #[derive(Debug, Clone, Copy)]
+#[allow(dead_code)] // fields read through Debug in the early boot error
 pub enum TableBuildError {
     /// Mapping the named region failed.
     Map {
@@ -280,16 +282,6 @@ pub fn map_device_window(physical: u64, length: u64) -> Result<u64, MapError> {
 /// Physical address of the kernel's TTBR1 root (for secondary cores).
 pub fn kernel_root() -> Option<u64> {
     KERNEL_TABLES.lock().as_ref().map(|kernel| kernel.root)
-}
-
-/// Whether `virtual_address` is mapped in the kernel tables (for fault reports).
-pub fn is_mapped(virtual_address: u64) -> bool {
-    match KERNEL_TABLES.try_lock() {
-        Some(guard) => guard.as_ref().is_some_and(|kernel| {
-            page_table::translate(&kernel.tables, kernel.root, virtual_address).is_ok()
-        }),
-        None => false,
-    }
 }
 
 /// Installs the kernel tables on the boot core.

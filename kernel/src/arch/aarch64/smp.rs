@@ -72,6 +72,7 @@ pub fn online_cores() -> usize {
 
 /// Why a core did not come up.
 #[derive(Debug, Clone, Copy)]
+#[allow(dead_code)] // fields read through Debug in the boot log
 pub enum StartError {
     /// PSCI CPU_ON returned an error.
     Psci(super::psci::PsciError),
