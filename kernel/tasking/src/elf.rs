@@ -208,9 +208,7 @@ pub fn parse(file: &[u8]) -> Result<ElfImage<'_>, ElfError> {
         return Err(ElfError::TooManyProgramHeaders { count });
     }
     let table_bytes = count as u64 * PROGRAM_HEADER_BYTES as u64;
-    let table_end = program_headers_offset
-        .checked_add(table_bytes)
-        .unwrap_or(u64::MAX);
+    let table_end = program_headers_offset.saturating_add(table_bytes);
     if table_end > actual {
         return Err(ElfError::Truncated {
             needed: table_end,

@@ -223,7 +223,7 @@ fn index_at(virtual_address: u64, level: u8) -> u64 {
 }
 
 fn check_page_address(address: u64) -> Result<(), PageTableError> {
-    if address % PAGE_BYTES != 0 {
+    if !address.is_multiple_of(PAGE_BYTES) {
         return Err(PageTableError::Misaligned { address });
     }
     if address >= USER_VA_END {
@@ -268,7 +268,7 @@ impl PageTable {
         flags: PageFlags,
     ) -> Result<(), PageTableError> {
         check_page_address(virtual_address)?;
-        if physical.0 % PAGE_BYTES != 0 {
+        if !physical.0.is_multiple_of(PAGE_BYTES) {
             return Err(PageTableError::Misaligned {
                 address: physical.0,
             });

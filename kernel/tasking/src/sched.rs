@@ -738,7 +738,7 @@ mod tests {
         assert_eq!(sched.block_current(CoreId(0), Instant(2)), Some(id(0)));
         assert_eq!(sched.location(id(1)), Location::Absent);
         assert_eq!(sched.block_current(CoreId(0), Instant(3)), None);
-        assert_eq!(sched.enqueue(id(1), Instant(4)).unwrap().kick, true);
+        assert!(sched.enqueue(id(1), Instant(4)).unwrap().kick);
         assert_eq!(sched.dispatch(CoreId(0), Instant(5)), Some(id(1)));
         assert_eq!(sched.stats(id(1)).unwrap().last_wait_nanos, 1);
         assert_eq!(sched.check_invariants(), Ok(()));
@@ -796,7 +796,7 @@ mod tests {
         assert_eq!(sched.balance(), 0);
         run(&mut sched, 1, 30);
         for index in 0..3 {
-            assert_eq!(sched.location(id(index)).eq(&Location::Absent), false);
+            assert_ne!(sched.location(id(index)), Location::Absent);
             assert_ne!(sched.location(id(index)), Location::Queued(CoreId(1)));
         }
     }

@@ -92,8 +92,7 @@ impl Supervisor {
         let doublings = faults.saturating_sub(1).min(63);
         self.policy
             .initial_backoff_nanos
-            .checked_mul(1u64 << doublings)
-            .unwrap_or(u64::MAX)
+            .saturating_mul(1u64 << doublings)
             .min(self.policy.max_backoff_nanos)
     }
 
