@@ -370,6 +370,13 @@ impl<P: SchedPolicy> TaskSystem<P> {
         self.scheduler.dispatch(core, now)
     }
 
+    /// Re-decides `core` after a kick (SGI) or on syscall return: if a more urgent task was
+    /// queued there, the current one is put back and the urgent one dispatched. Returns the
+    /// task to run.
+    pub fn reschedule(&mut self, core: CoreId, now: Instant) -> Option<TaskId> {
+        self.scheduler.preempt_if_pending(core, now)
+    }
+
     fn sequence(&mut self) -> u64 {
         self.next_sequence += 1;
         self.next_sequence
