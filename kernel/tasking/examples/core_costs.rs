@@ -24,7 +24,10 @@ fn thread_cpu_nanos() -> Option<u64> {
 
 impl CpuClock {
     fn now() -> CpuClock {
-        CpuClock { wall: WallClock::now(), cpu: thread_cpu_nanos() }
+        CpuClock {
+            wall: WallClock::now(),
+            cpu: thread_cpu_nanos(),
+        }
     }
     fn elapsed_nanos(&self) -> u128 {
         match (self.cpu, thread_cpu_nanos()) {
@@ -139,12 +142,7 @@ fn main() {
     for n in 0..iterations {
         call(&mut system, &mut memory, 0, n, Syscall::GetTime);
     }
-    report(
-        json,
-        "syscall(get_time)",
-        iterations,
-        start.elapsed_nanos(),
-    );
+    report(json, "syscall(get_time)", iterations, start.elapsed_nanos());
 
     // 2. IPC round trip across two cores: receive (blocks), send 64 B, reply 64 B.
     let receive = Syscall::Receive {
