@@ -124,9 +124,9 @@ impl<'a> Analyzer<'a> {
     }
 
     /// Explores every path; the first violation is the verdict.
-    pub fn run(mut self) -> Result<Stats, VerifyError> {
+    pub fn run(mut self, entry: State) -> Result<Stats, VerifyError> {
         let mut work: Vec<Path> = alloc::vec![Path {
-            state: State::entry(),
+            state: entry,
             pc: 0,
             last_checkpoint: None,
         }];

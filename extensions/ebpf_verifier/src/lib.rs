@@ -76,8 +76,26 @@ pub struct VerifySummary {
     pub peak_state_bytes: usize,
 }
 
-/// Verifies `program` for the hook `config` describes.
+/// Verifies `program` for the hook `config` describes, from the standard entry state
+/// (r1 = context, r10 = stack, nothing else initialised).
 pub fn verify(program: &[RawInsn], config: &VerifierConfig) -> Result<VerifySummary, VerifyError> {
+    verify_from(program, config, state::State::entry())
+}
+
+/// Verifies `program` from a given abstract entry state (one frame), for callers that know
+/// more about the registers at entry than the standard convention (and for replaying
+/// other verifiers' test cases with abstract preconditions). r10 must be the stack pointer
+/// of frame 0 at offset 0, or the entry state is replaced by the standard one's r10.
+pub fn verify_from(
+    program: &[RawInsn],
+    config: &VerifierConfig,
+    mut entry: state::State,
+) -> Result<VerifySummary, VerifyError> {
+    entry.frames.truncate(1);
+    if entry.frames.is_empty() {
+        entry = state::State::entry();
+    }
+    entry.frames[0].regs[10] = state::State::entry().frames[0].regs[10];
     if program.is_empty() {
         return Err(VerifyError {
             insn: 0,
@@ -113,7 +131,7 @@ pub fn verify(program: &[RawInsn], config: &VerifierConfig) -> Result<VerifySumm
     } else {
         config
     };
-    let stats = analyze::Analyzer::new(&decoded, &graph, config).run()?;
+    let stats = analyze::Analyzer::new(&decoded, &graph, config).run(entry)?;
     Ok(VerifySummary {
         insns: program.len(),
         states_explored: stats.insns_processed,
