@@ -75,17 +75,17 @@ impl ImageLayout {
     }
 
     /// Physical address of a virtual address inside the image.
-    pub fn to_physical(&self, virtual_address: u64) -> u64 {
+    pub fn to_physical(self, virtual_address: u64) -> u64 {
         virtual_address - self.start + self.load_physical
     }
 
     /// Size of the image in memory (with .bss and stacks).
-    pub fn size(&self) -> u64 {
+    pub fn size(self) -> u64 {
         self.end - self.start
     }
 
     /// The guard page and the stack range `[bottom, top)` of core `index`'s slot.
-    pub fn stack_slot(&self, index: usize) -> (u64, u64, u64) {
+    pub fn stack_slot(self, index: usize) -> (u64, u64, u64) {
         let slot = (crate::limits::STACK_GUARD_SIZE + crate::limits::KERNEL_STACK_SIZE) as u64;
         let guard = self.stacks_start + slot * index as u64;
         let bottom = guard + crate::limits::STACK_GUARD_SIZE as u64;

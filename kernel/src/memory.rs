@@ -133,7 +133,7 @@ pub fn init(
         let _ = free.push(*range);
     }
     free.as_mut_slice()
-        .sort_unstable_by(|a, b| b.size.cmp(&a.size));
+        .sort_unstable_by_key(|range| core::cmp::Reverse(range.size));
     let mut regions: kcore::bounded::BoundedList<PhysicalRange, MAX_HEAP_REGIONS> =
         kcore::bounded::BoundedList::new();
     let mut kept_for_frames = false;

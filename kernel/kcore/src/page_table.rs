@@ -421,6 +421,29 @@ mod tests {
     }
 
     #[test]
+    fn descriptor_bits_match_the_arm_arm_encoding() {
+        // AttrIndx 0, SH inner (0b11 << 8), AF (1 << 10), UXN (54), PXN (53).
+        assert_eq!(
+            Attributes::KERNEL_DATA.descriptor_bits(),
+            0x0060_0000_0000_0700
+        );
+        // Text: read-only (AP[2] = bit 7), executable at EL1 (no PXN), never at EL0 (UXN).
+        assert_eq!(
+            Attributes::KERNEL_TEXT.descriptor_bits(),
+            0x0040_0000_0000_0780
+        );
+        // Device: AttrIndx 1, not shareable-tagged, never executable.
+        assert_eq!(Attributes::DEVICE.descriptor_bits(), 0x0060_0000_0000_0404);
+        // The boot assembly's block descriptor (boot/entry.S PAGE_DESC_NORMAL_BLOCK) is a
+        // normal-memory block with the same low attribute bits.
+        assert_eq!(
+            Attributes::KERNEL_DATA.descriptor_bits() & 0xfff | 0b01,
+            0x701
+        );
+        assert_eq!(MAIR_VALUE, 0x44_04ff);
+    }
+
+    #[test]
     fn user_mappings_and_errors() {
         let (mut tables, root) = new_tables(3);
         let user = Attributes {
