@@ -89,7 +89,7 @@ pub static COMMANDS: &[Command] = &[
     },
     Command {
         name: "fault",
-        usage: "unmapped|undef|panic",
+        usage: "unmapped|undef|panic|stack",
         summary: "deliberately fault (tests the fault report and exit status)",
         run: command_fault,
     },
@@ -221,8 +221,23 @@ fn command_fault(arguments: &[&str], _line: &str) {
             unsafe { core::arch::asm!("udf #0", options(nomem, nostack)) };
         }
         ["panic"] => panic!("deliberate panic from the console"),
-        _ => println!("usage: fault unmapped|undef|panic"),
+        ["stack"] => {
+            println!("recursing until the stack overflows into its guard page");
+            let depth = recurse_without_end(0);
+            println!("unexpected: recursion returned {depth}");
+        }
+        _ => println!("usage: fault unmapped|undef|panic|stack"),
     }
+}
+
+/// Recursion the compiler cannot turn into a loop: each frame keeps a buffer alive across the
+/// call. Used by `fault stack` to prove the guard page turns an overflow into a fault report.
+#[inline(never)]
+#[allow(unconditional_recursion)] // the point: it ends in the guard page
+fn recurse_without_end(depth: u64) -> u64 {
+    let frame = core::hint::black_box([depth; 32]);
+    let below = recurse_without_end(core::hint::black_box(depth + 1));
+    below.wrapping_add(frame[(depth % 32) as usize])
 }
 
 fn dispatch(line: &str) {
