@@ -1073,6 +1073,13 @@ impl<'a> Analyzer<'a> {
                 },
             }
         }
+        if pending.is_some() {
+            // A memory argument without its size argument: the helper's extent is unknown.
+            return err(VerifyErrorKind::HelperSizeUnbounded {
+                helper,
+                arg: spec.args.len() as u8 + 1,
+            });
+        }
         let ret = match spec.ret {
             RetType::Scalar => Value::Scalar(Scalar::UNKNOWN),
             RetType::MapValueOrNull => {

@@ -836,6 +836,33 @@ fn helper_memory_size() {
 }
 
 #[test]
+fn memory_argument_without_size() {
+    // A malformed prototype (memory argument last) is rejected at the call, not trusted.
+    let mut c = config();
+    c.helpers.push(crate::HelperSpec {
+        id: 201,
+        name: "no_size".into(),
+        args: alloc::vec![crate::ArgType::ReadableMemory],
+        ret: crate::RetType::Scalar,
+    });
+    rejects_with(
+        &[
+            st(DW, 10, -8, 0),
+            movr(1, 10),
+            alu(ADD, 1, -8),
+            call(201),
+            exit(),
+        ],
+        &c,
+        3,
+        K::HelperSizeUnbounded {
+            helper: 201,
+            arg: 2,
+        },
+    );
+}
+
+#[test]
 fn callx_needs_a_known_target() {
     let callx = |r: u8| RawInsn::new(0x8d, r, 0, 0, 0);
     accepts(&[mov(2, 5), callx(2), mov(0, 0), exit()]);
