@@ -230,6 +230,19 @@ mod boot_sequence {
         });
         if let Some(initrd) = facts.initrd {
             let _ = reserved.push(initrd);
+            let in_ram = facts
+                .memory
+                .as_slice()
+                .iter()
+                .any(|ram| initrd.base >= ram.base && initrd.end() <= ram.end());
+            if in_ram {
+                memory::set_initrd(initrd);
+            } else {
+                log::warn!(
+                    "the initrd at {:#x} is not inside RAM; ignored",
+                    initrd.base
+                );
+            }
         }
         for range in facts.reserved.as_slice() {
             let _ = reserved.push(*range);
@@ -249,6 +262,15 @@ mod boot_sequence {
             summary.heap_regions.len(),
             memory::free_frame_bytes() / (1024 * 1024)
         );
+
+        if let Some(bytes) = memory::initrd() {
+            let kind = if bytes.starts_with(b"GGUF") {
+                "a GGUF model"
+            } else {
+                "not a GGUF file"
+            };
+            log::info!("initrd: {} bytes, {kind}, readable in place", bytes.len());
+        }
 
         // 5. Interrupts.
         if let Some(id) = facts.timer.virtual_timer {
@@ -313,9 +335,15 @@ mod boot_sequence {
         shell::run()
     }
 
+    /// Set by the first panic: a panic while printing a panic exits without printing again.
+    static PANICKING: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
     #[panic_handler]
     fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
         cpu::mask_irqs();
+        if PANICKING.swap(true, core::sync::atomic::Ordering::AcqRel) {
+            power::exit_silently(power::EXIT_PANIC);
+        }
         let core = cpu::core_index();
         let mut out = console::EmergencyWriter;
         match info.location() {

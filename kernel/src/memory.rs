@@ -202,6 +202,32 @@ pub fn free_frame_bytes() -> u64 {
         .unwrap_or(0)
 }
 
+static INITRD: Once<PhysicalRange> = Once::new();
+
+/// Records the initrd's physical range (from `/chosen`); it is reserved from frames and heap.
+pub fn set_initrd(range: PhysicalRange) {
+    INITRD.call_once(|| range);
+}
+
+/// The initrd's bytes, read in place through the linear map (the model's GGUF file when QEMU runs
+/// with `-initrd model.gguf`). `None` when the boot had no initrd or it lies outside RAM.
+#[allow(dead_code)] // API for the inference engine
+pub fn initrd() -> Option<&'static [u8]> {
+    let range = INITRD.get()?;
+    if range.end() > layout::MAX_PHYSICAL_ADDRESS {
+        return None;
+    }
+    // SAFETY: the initrd lies in RAM that the linear map covers read-write for the kernel's
+    // lifetime (memory::init reserved it from the frame allocator and the heap, so nothing writes
+    // to it), hence a shared 'static slice over it is sound.
+    Some(unsafe {
+        core::slice::from_raw_parts(
+            layout::linear_address(range.base) as *const u8,
+            range.size as usize,
+        )
+    })
+}
+
 /// If `address` is in a stack guard page, the index of the core whose stack it guards.
 pub fn guard_page_owner(address: u64) -> Option<usize> {
     let image = IMAGE.get()?;

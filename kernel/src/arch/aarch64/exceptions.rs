@@ -61,7 +61,14 @@ extern "C" fn exception_dispatch(frame: &mut TrapFrame) {
     }
 }
 
+/// Set while a fault report is being printed: a fault inside the report (a broken console, say)
+/// must not recurse, so the second one exits at once.
+static REPORTING: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
 fn fatal_exception(frame: &TrapFrame) -> ! {
+    if REPORTING.swap(true, core::sync::atomic::Ordering::AcqRel) {
+        crate::power::exit_silently(crate::power::EXIT_FATAL_EXCEPTION);
+    }
     let syndrome = Syndrome::new(ESR_EL1.get());
     let fault_address = FAR_EL1.get();
     let core = super::cpu::core_index();
