@@ -23,8 +23,10 @@
 .equ PAGE_DESC_NORMAL_BLOCK, 0x701          // valid block, AttrIndx 0 (normal WB), SH inner, AF
 .equ PAGE_DESC_TABLE, 0x3
 .equ MAIR_VALUE, 0x4404ff                   // attr0 normal WB RA/WA, attr1 Device-nGnRE, attr2 normal NC
-// TCR_EL1: T0SZ=T1SZ=25 (39-bit VA), 4 KiB granules, inner/outer WB RA/WA walks, inner shareable.
-.equ TCR_VALUE, (25 | (1 << 8) | (1 << 10) | (3 << 12) | (0 << 14) | (25 << 16) | (1 << 24) | (1 << 26) | (3 << 28) | (2 << 30))
+// TCR_EL1: T0SZ=16 (48-bit task VAs in TTBR0, 4 levels: what kernel/tasking builds),
+// T1SZ=25 (39-bit kernel VAs in TTBR1, 3 levels: kcore::page_table), 4 KiB granules,
+// inner/outer write-back RA/WA table walks, inner shareable, 8-bit ASIDs from TTBR0.
+.equ TCR_VALUE, (16 | (1 << 8) | (1 << 10) | (3 << 12) | (0 << 14) | (25 << 16) | (1 << 24) | (1 << 26) | (3 << 28) | (2 << 30))
 // SCTLR_EL1: RES1 bits of ARMv8.0 (11, 20, 22, 23, 28, 29) with MMU off, caches off.
 .equ SCTLR_EL1_RES1, 0x30d00800
 // SCTLR_EL1 with M (MMU), C (data cache), SA (stack alignment check), I (instruction cache).
@@ -72,8 +74,8 @@ primary_entry:
     mov     sp, x0
 
     bl      build_boot_tables
-    adrp    x0, boot_ttbr0_level1
-    add     x0, x0, :lo12:boot_ttbr0_level1
+    adrp    x0, boot_ttbr0_level0
+    add     x0, x0, :lo12:boot_ttbr0_level0
     adrp    x1, boot_ttbr1_level1
     add     x1, x1, :lo12:boot_ttbr1_level1
     bl      enable_mmu
@@ -104,8 +106,8 @@ secondary_entry:
     adrp    x21, SECONDARY_BOOT
     add     x21, x21, :lo12:SECONDARY_BOOT
     ldr     x1, [x21, #0]
-    adrp    x0, boot_ttbr0_level1
-    add     x0, x0, :lo12:boot_ttbr0_level1
+    adrp    x0, boot_ttbr0_level0
+    add     x0, x0, :lo12:boot_ttbr0_level0
     bl      enable_mmu
     ldr     x0, =secondary_high
     br      x0
@@ -201,17 +203,24 @@ enable_fp_simd:
     ret
 
 // Boot tables (MMU off, physical addresses). x20 = physical load address.
-//   TTBR0 level 1: one 1 GiB identity block containing the load address.
+//   TTBR0 level 0 -> level 1: one 1 GiB identity block containing the load address.
 //   TTBR1 level 1 [0] -> level 2; level 2 [i] = 2 MiB block at (load & ~2MiB-1) + i*2MiB, for as
 //   many blocks as the image (with .bss and stacks) needs.
 build_boot_tables:
-    adrp    x0, boot_ttbr0_level1
-    add     x0, x0, :lo12:boot_ttbr0_level1
-    lsr     x1, x20, #30                    // level-1 index of the load address
-    lsl     x2, x1, #30
-    ldr     x3, =PAGE_DESC_NORMAL_BLOCK
-    orr     x2, x2, x3
-    str     x2, [x0, x1, lsl #3]
+    adrp    x0, boot_ttbr0_level0
+    add     x0, x0, :lo12:boot_ttbr0_level0
+    adrp    x1, boot_ttbr0_level1
+    add     x1, x1, :lo12:boot_ttbr0_level1
+    lsr     x2, x20, #39                    // level-0 index of the load address
+    orr     x3, x1, #PAGE_DESC_TABLE
+    str     x3, [x0, x2, lsl #3]
+    ubfx    x2, x20, #30, #9                // level-1 index of the load address
+    lsr     x3, x20, #30
+    lsl     x3, x3, #30                     // 1 GiB-aligned base
+    ldr     x4, =PAGE_DESC_NORMAL_BLOCK
+    orr     x3, x3, x4
+    str     x3, [x1, x2, lsl #3]
+    mov     x3, x4
 
     adrp    x0, boot_ttbr1_level1
     add     x0, x0, :lo12:boot_ttbr1_level1
@@ -275,6 +284,9 @@ switch_ttbr1_identity:
 
 .section .bss.boot_tables, "aw", %nobits
 .balign 4096
+.global boot_ttbr0_level0
+boot_ttbr0_level0:
+    .space 4096
 .global boot_ttbr0_level1
 boot_ttbr0_level1:
     .space 4096

@@ -11,7 +11,7 @@
 //!
 //! Fixed offsets make translation arithmetic (no lookups) and keep the 2 MiB congruence of the
 //! image with both boards' load addresses, so the boot tables can use 2 MiB blocks. TTBR0 is left
-//! for user tasks.
+//! for user tasks (T0SZ = 16: 48-bit task address spaces with 4-level tables).
 
 /// Virtual address of the 2 MiB-aligned base below the image (the image starts 0x80000 above).
 pub const KERNEL_VIRTUAL_BASE: u64 = 0xFFFF_FF80_0000_0000;
