@@ -114,7 +114,7 @@ mod boot_sequence {
         if total_size > crate::limits::MAX_DEVICE_TREE_SIZE {
             early_fatal(
                 load_physical,
-                format_args!("device tree claims {total_size} bytes"),
+                format_args!("the device tree at {dtb_physical:#x} claims {total_size} bytes: corrupt or missing (QEMU raspi4b needs -dtb)"),
             );
         }
         let Some(window) = mmu::map_boot_window(dtb_physical, total_size.max(40) as u64, false)
@@ -132,6 +132,30 @@ mod boot_sequence {
             Ok(facts) => facts,
             Err(error) => early_fatal(load_physical, format_args!("device tree rejected: {error}")),
         };
+
+        // Everything below reads RAM through the linear map, which covers only what the tree
+        // calls memory: the tree itself and the image must lie inside it.
+        let inside_memory = |base: u64, size: u64| {
+            early_facts.memory.as_slice().iter().any(|ram| {
+                base >= ram.base
+                    && base.saturating_add(size)
+                        <= ram.end().min(crate::layout::MAX_PHYSICAL_ADDRESS)
+            })
+        };
+        if early_facts.memory.is_empty() {
+            early_fatal(
+                load_physical,
+                format_args!("the device tree describes no memory"),
+            );
+        }
+        if !inside_memory(dtb_physical, total_size as u64)
+            || !inside_memory(load_physical, image.size())
+        {
+            early_fatal(
+                load_physical,
+                format_args!("the device tree or the kernel image lies outside the memory the tree describes"),
+            );
+        }
 
         // 3. Kernel page tables: image, stacks, linear map of RAM; then devices; then switch.
         let cores_in_tree = early_facts.cpus.len().max(1);
