@@ -429,21 +429,25 @@ impl<P: SchedPolicy> Scheduler<P> {
     }
 
     fn steal_for(&mut self, thief: CoreId) {
-        let victim = (0..self.cores.len())
+        // Busiest queue first; skip cores whose waiting tasks may not run here.
+        let mut victims: Vec<usize> = (0..self.cores.len())
             .filter(|core| *core != thief.0)
-            .max_by_key(|core| self.cores[*core].queue.len());
-        let Some(victim) = victim else { return };
-        // Take the task that has waited longest among those allowed here.
-        let position = self.cores[victim].queue.iter().position(|queued| {
-            self.entries[queued.task.index_usize()]
-                .affinity
-                .contains(thief)
-        });
-        if let Some(position) = position {
-            let queued = self.cores[victim].queue.remove(position);
-            self.cores[thief.0].queue.push(queued);
-            self.entries[queued.task.index_usize()].location = Location::Queued(thief);
-            self.cores[thief.0].stats.steals += 1;
+            .collect();
+        victims.sort_by_key(|core| core::cmp::Reverse(self.cores[*core].queue.len()));
+        for victim in victims {
+            // Take the task that has waited longest among those allowed here.
+            let position = self.cores[victim].queue.iter().position(|queued| {
+                self.entries[queued.task.index_usize()]
+                    .affinity
+                    .contains(thief)
+            });
+            if let Some(position) = position {
+                let queued = self.cores[victim].queue.remove(position);
+                self.cores[thief.0].queue.push(queued);
+                self.entries[queued.task.index_usize()].location = Location::Queued(thief);
+                self.cores[thief.0].stats.steals += 1;
+                return;
+            }
         }
     }
 
@@ -538,28 +542,39 @@ impl<P: SchedPolicy> Scheduler<P> {
     pub fn balance(&mut self) -> usize {
         let mut moved = 0;
         for _ in 0..MAX_TASKS {
-            let loads = |core: &usize| self.cores[*core].load();
-            let busiest = (0..self.cores.len()).max_by_key(loads);
-            let idlest = (0..self.cores.len()).min_by_key(loads);
-            let (Some(busiest), Some(idlest)) = (busiest, idlest) else {
+            // The most unbalanced (source, destination) pair that has a task allowed to move;
+            // pinned tasks can make the globally busiest core immovable, so try every pair.
+            let mut best: Option<(usize, usize, usize, usize)> = None; // (gap, from, to, position)
+            for from in 0..self.cores.len() {
+                for to in 0..self.cores.len() {
+                    let (from_load, to_load) = (self.cores[from].load(), self.cores[to].load());
+                    if from == to || from_load < to_load + 2 {
+                        continue;
+                    }
+                    let gap = from_load - to_load;
+                    if best.is_some_and(|(best_gap, ..)| best_gap >= gap) {
+                        continue;
+                    }
+                    // Most recently queued first: it has waited least, so moving it costs
+                    // least in fairness terms, and it is the least likely to be cache-warm.
+                    let position = self.cores[from].queue.iter().rposition(|queued| {
+                        self.entries[queued.task.index_usize()]
+                            .affinity
+                            .contains(CoreId(to))
+                    });
+                    if let Some(position) = position {
+                        best = Some((gap, from, to, position));
+                    }
+                }
+            }
+            let Some((_, from, to, position)) = best else {
                 break;
             };
-            if self.cores[busiest].load() < self.cores[idlest].load() + 2 {
-                break;
-            }
-            // Most recently queued first: it has waited least, so moving it is cheapest in
-            // fairness terms, and it is the least likely to still be cache-warm.
-            let position = self.cores[busiest].queue.iter().rposition(|queued| {
-                self.entries[queued.task.index_usize()]
-                    .affinity
-                    .contains(CoreId(idlest))
-            });
-            let Some(position) = position else { break };
-            let queued = self.cores[busiest].queue.remove(position);
-            self.cores[idlest].queue.push(queued);
-            self.entries[queued.task.index_usize()].location = Location::Queued(CoreId(idlest));
-            self.cores[idlest].stats.migrations_in += 1;
-            self.cores[idlest].reschedule_pending = true;
+            let queued = self.cores[from].queue.remove(position);
+            self.cores[to].queue.push(queued);
+            self.entries[queued.task.index_usize()].location = Location::Queued(CoreId(to));
+            self.cores[to].stats.migrations_in += 1;
+            self.cores[to].reschedule_pending = true;
             moved += 1;
         }
         moved
@@ -799,6 +814,47 @@ mod tests {
             assert_ne!(sched.location(id(index)), Location::Absent);
             assert_ne!(sched.location(id(index)), Location::Queued(CoreId(1)));
         }
+    }
+
+    #[test]
+    fn balancing_moves_work_past_a_core_busy_with_pinned_tasks() {
+        let mut sched = scheduler(3);
+        // Core 0: four tasks pinned there (busiest, immovable). Core 1: three movable tasks.
+        for index in 0..4 {
+            sched
+                .register(id(index), Priority(4), CoreMask::only(CoreId(0)))
+                .unwrap();
+            sched.enqueue(id(index), Instant::ZERO).unwrap();
+        }
+        for index in 4..7 {
+            sched
+                .register(id(index), Priority(4), CoreMask::ALL)
+                .unwrap();
+            sched.enqueue_on(id(index), CoreId(1), Instant::ZERO);
+        }
+        assert_eq!(
+            sched.balance(),
+            1,
+            "one movable task goes from core 1 to idle core 2"
+        );
+        assert_eq!(sched.queue_len(CoreId(0)), 4);
+        assert_eq!(sched.queue_len(CoreId(1)), 2);
+        assert_eq!(sched.queue_len(CoreId(2)), 1);
+        assert_eq!(sched.check_invariants(), Ok(()));
+
+        // An idle core steals from a shorter queue when the longest holds only pinned tasks.
+        let mut steal = scheduler(3);
+        for index in 0..3 {
+            steal
+                .register(id(index), Priority(4), CoreMask::only(CoreId(0)))
+                .unwrap();
+            steal.enqueue_on(id(index), CoreId(0), Instant::ZERO);
+        }
+        steal.register(id(3), Priority(4), CoreMask::ALL).unwrap();
+        steal.enqueue_on(id(3), CoreId(1), Instant::ZERO);
+        assert_eq!(steal.dispatch(CoreId(2), Instant(1)), Some(id(3)));
+        assert_eq!(steal.core_stats(CoreId(2)).unwrap().steals, 1);
+        assert_eq!(steal.check_invariants(), Ok(()));
     }
 
     struct LyingPolicy;
