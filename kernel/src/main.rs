@@ -109,8 +109,21 @@ mod boot_sequence {
             );
         };
         // SAFETY: the boot window maps 40 bytes at `header` as normal memory.
-        let total_size =
-            u32::from_be(unsafe { (header as *const u32).add(1).read_volatile() }) as usize;
+        let (magic, total_size) = unsafe {
+            let words = header as *const u32;
+            (
+                u32::from_be(words.read_volatile()),
+                u32::from_be(words.add(1).read_volatile()) as usize,
+            )
+        };
+        if magic != kcore::fdt::FDT_MAGIC {
+            early_fatal(
+                load_physical,
+                format_args!(
+                    "no device tree at {dtb_physical:#x} (magic {magic:#010x}); QEMU raspi4b needs -dtb"
+                ),
+            );
+        }
         if total_size > crate::limits::MAX_DEVICE_TREE_SIZE {
             early_fatal(
                 load_physical,
