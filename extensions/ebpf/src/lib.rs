@@ -20,5 +20,6 @@ pub mod limits;
 pub mod maps;
 pub mod memory;
 pub mod runtime;
+pub mod selftest;
 pub mod sync;
 pub mod vm;
