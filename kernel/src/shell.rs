@@ -193,6 +193,19 @@ fn command_cores(_arguments: &[&str], _line: &str) {
         );
     }
     println!("worker pool: {finished} of {online} cores ran the job in {elapsed_us} us");
+    // The pool's fixed cost per call (publish, wake by SGI, wait for the last core), which the
+    // inference engine pays once per parallel matrix product.
+    const ROUND_TRIPS: u64 = 100;
+    let started = timer::counter();
+    for _ in 0..ROUND_TRIPS {
+        smp::run_on_all_cores(&|_, _| {});
+    }
+    let round_trip_ns =
+        (timer::counter() - started) * 1_000_000_000 / timer::frequency() / ROUND_TRIPS;
+    println!(
+        "empty job round trip: {} us (mean of {ROUND_TRIPS})",
+        round_trip_ns / 1000
+    );
 }
 
 fn command_poweroff(_arguments: &[&str], _line: &str) {
