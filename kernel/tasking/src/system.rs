@@ -850,7 +850,9 @@ impl<P: SchedPolicy> TaskSystem<P> {
         }
         let mut buffer = [0u8; MAX_LOG_BYTES_USIZE];
         let bytes = &mut buffer[..message.len() as usize];
-        if memory.read(&message, 0, bytes).is_err() {
+        // An empty slice is valid at any user address, mapped or not: never hand it to the
+        // copy routine, which may translate its address.
+        if !bytes.is_empty() && memory.read(&message, 0, bytes).is_err() {
             return ReturnRegisters::error(KernelError::BadPointer);
         }
         let slot = &self.slots[caller];

@@ -279,7 +279,8 @@ pub struct CopyError {
 }
 
 /// Copies between checked user memory and kernel buffers. Implemented by the kernel; by a
-/// plain in-memory model in tests.
+/// plain in-memory model in tests. The portable core never calls it with an empty range (an
+/// empty slice is valid at any user address, so its address may be unmapped).
 pub trait UserMemory {
     /// Reads `into.len()` bytes at `offset` inside `from` (`offset + into.len() <= from.len()`).
     fn read(&mut self, from: &CheckedSlice, offset: u64, into: &mut [u8]) -> Result<(), CopyError>;
