@@ -47,7 +47,7 @@ fn fuzz_one(
 ) {
     let task = world.current(core).expect("current");
     world.result(task);
-    let number = if rng.next() % 20 == 0 {
+    let number = if rng.next().is_multiple_of(20) {
         rng.next()
     } else {
         rng.next() % 14
@@ -94,7 +94,7 @@ fn random_registers_from_every_task_leave_the_system_consistent() {
             // waiting task (it is restarted below), as a console `kill` would.
             let index = (rng.next() % world.sys.task_count() as u64) as usize;
             let current = world.sys.task_id(index).expect("slot");
-            if rng.next() % 2 == 0 {
+            if rng.next().is_multiple_of(2) {
                 world.sys.post_from_kernel(current, u32::MAX, world.now);
             } else if index != 0 {
                 let _ = world.sys.kill(current, world.now);
