@@ -123,6 +123,20 @@ impl Regions {
 #[inline(always)]
 pub unsafe fn load(addr: u64, size: usize) -> u64 {
     let ptr = core::ptr::with_exposed_provenance::<u8>(addr as usize);
+    // The bare-metal AArch64 target compiles with strict alignment, where an unaligned read
+    // becomes byte loads; aligned addresses (nearly all) take one load instead.
+    #[cfg(all(target_arch = "aarch64", target_os = "none"))]
+    if addr % size as u64 == 0 {
+        // SAFETY: in a live region (caller) and naturally aligned (just checked).
+        return unsafe {
+            match size {
+                1 => ptr.read() as u64,
+                2 => u16::from_le((ptr as *const u16).read()) as u64,
+                4 => u32::from_le((ptr as *const u32).read()) as u64,
+                _ => u64::from_le((ptr as *const u64).read()),
+            }
+        };
+    }
     // SAFETY: the caller guarantees the range is inside a live region; unaligned reads are
     // used because eBPF allows misaligned loads.
     unsafe {
@@ -142,6 +156,19 @@ pub unsafe fn load(addr: u64, size: usize) -> u64 {
 #[inline(always)]
 pub unsafe fn store(addr: u64, size: usize, value: u64) {
     let ptr = core::ptr::with_exposed_provenance_mut::<u8>(addr as usize);
+    #[cfg(all(target_arch = "aarch64", target_os = "none"))]
+    if addr % size as u64 == 0 {
+        // SAFETY: in a live writable region (caller) and naturally aligned (just checked).
+        unsafe {
+            match size {
+                1 => ptr.write(value as u8),
+                2 => (ptr as *mut u16).write((value as u16).to_le()),
+                4 => (ptr as *mut u32).write((value as u32).to_le()),
+                _ => (ptr as *mut u64).write(value.to_le()),
+            }
+        }
+        return;
+    }
     // SAFETY: the caller guarantees the range is inside a live writable region.
     unsafe {
         match size {
