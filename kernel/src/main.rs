@@ -73,7 +73,7 @@ mod boot_sequence {
                 unsafe { console::init(base) };
                 let _ = write!(
                     console::EmergencyWriter,
-                    "Anneal: fatal early boot error: {message}\r\n"
+                    "Anneal: fatal early boot error: {message}\n"
                 );
             }
         }
@@ -387,14 +387,14 @@ mod boot_sequence {
             Some(location) => {
                 let _ = write!(
                     out,
-                    "\r\n[panic] core {core}: {} at {}:{}\r\n",
+                    "\n[panic] core {core}: {} at {}:{}\n",
                     info.message(),
                     location.file(),
                     location.line()
                 );
             }
             None => {
-                let _ = write!(out, "\r\n[panic] core {core}: {}\r\n", info.message());
+                let _ = write!(out, "\n[panic] core {core}: {}\n", info.message());
             }
         }
         power::exit(power::EXIT_PANIC)

@@ -45,7 +45,7 @@ pub fn exit(status: u32) -> ! {
     use core::fmt::Write;
     let _ = write!(
         crate::console::EmergencyWriter,
-        "[kernel] exit status={status}\r\n"
+        "[kernel] exit status={status}\n"
     );
     crate::console::flush();
     if semihosting_enabled() {

@@ -3,7 +3,9 @@
 //! Piped input and a person at a terminal must both work: CR, LF and CRLF each end exactly one
 //! line (a CR remembers itself so the LF of a CRLF is swallowed). Backspace and DEL erase one
 //! character (a whole UTF-8 sequence), Ctrl-U erases the line, Ctrl-C abandons it. Terminal escape
-//! sequences (arrow keys) are consumed without inserting bytes. Other control bytes are ignored.
+//! sequences are consumed without inserting bytes; of them, up and down arrows walk a small history
+//! of earlier lines (the last [`HISTORY_DEPTH`] lines that were not blank, each at most
+//! [`HISTORY_LINE_MAX`] bytes). Other control bytes are ignored.
 //!
 //! A line longer than [`MAX_CONSOLE_LINE`] is never truncated and run: the editor stops storing,
 //! stops echoing, and at the end of that line reports [`Outcome::TooLong`] with the full length,
@@ -11,6 +13,12 @@
 //! [`Outcome::NotUtf8`]. Every byte value is accepted in every state; nothing here can panic.
 
 use crate::limits::MAX_CONSOLE_LINE;
+
+/// Lines kept for up/down recall. Eight covers the "repeat the last few commands" use at a
+/// console without making the editor (which lives on the shell's stack) large.
+pub const HISTORY_DEPTH: usize = 8;
+/// Longest line kept in the history; longer lines run but are not recalled.
+pub const HISTORY_LINE_MAX: usize = 256;
 
 /// What one input byte did.
 #[derive(Debug, PartialEq, Eq)]
@@ -37,6 +45,44 @@ enum Escape {
     Sequence,
 }
 
+/// Earlier lines, oldest overwritten first.
+#[derive(Debug, Clone)]
+struct History {
+    lines: [[u8; HISTORY_LINE_MAX]; HISTORY_DEPTH],
+    lengths: [usize; HISTORY_DEPTH],
+    /// How many lines were ever stored (the newest is at `(stored - 1) % HISTORY_DEPTH`).
+    stored: usize,
+}
+
+impl History {
+    const fn new() -> Self {
+        Self {
+            lines: [[0; HISTORY_LINE_MAX]; HISTORY_DEPTH],
+            lengths: [0; HISTORY_DEPTH],
+            stored: 0,
+        }
+    }
+
+    fn push(&mut self, line: &[u8]) {
+        if line.is_empty() || line.len() > HISTORY_LINE_MAX || self.get(1) == Some(line) {
+            return;
+        }
+        let slot = self.stored % HISTORY_DEPTH;
+        self.lines[slot][..line.len()].copy_from_slice(line);
+        self.lengths[slot] = line.len();
+        self.stored += 1;
+    }
+
+    /// The line `back` steps into the past (1 = the newest).
+    fn get(&self, back: usize) -> Option<&[u8]> {
+        if back == 0 || back > self.stored.min(HISTORY_DEPTH) {
+            return None;
+        }
+        let slot = (self.stored - back) % HISTORY_DEPTH;
+        Some(&self.lines[slot][..self.lengths[slot]])
+    }
+}
+
 /// Editor state for one console.
 #[derive(Debug, Clone)]
 pub struct LineEditor {
@@ -48,6 +94,9 @@ pub struct LineEditor {
     after_carriage_return: bool,
     line_done: bool,
     escape: Escape,
+    history: History,
+    /// How far back the up arrow has gone for the current line (0 = not browsing).
+    browsing: usize,
 }
 
 impl Default for LineEditor {
@@ -74,6 +123,8 @@ impl LineEditor {
             after_carriage_return: false,
             line_done: false,
             escape: Escape::None,
+            history: History::new(),
+            browsing: 0,
         }
     }
 
@@ -83,6 +134,7 @@ impl LineEditor {
     }
 
     fn reset_line(&mut self) {
+        self.browsing = 0;
         self.length = 0;
         self.received = 0;
         self.overflowed = false;
@@ -92,6 +144,9 @@ impl LineEditor {
     fn end_line(&mut self, echo: &mut dyn FnMut(&[u8])) -> Outcome<'_> {
         echo(b"\r\n");
         self.line_done = true;
+        if !self.overflowed {
+            self.history.push(&self.buffer[..self.length]);
+        }
         if self.overflowed {
             return Outcome::TooLong {
                 length: self.received,
@@ -101,6 +156,28 @@ impl LineEditor {
             Ok(line) => Outcome::Line(line),
             Err(_) => Outcome::NotUtf8,
         }
+    }
+
+    /// Replaces the typed line with the history entry `back` steps back (0 = an empty line).
+    fn recall(&mut self, back: usize, echo: &mut dyn FnMut(&[u8])) {
+        if self.overflowed || (back > 0 && self.history.get(back).is_none()) {
+            return;
+        }
+        let characters = self.pending().iter().filter(|&&b| b & 0xc0 != 0x80).count();
+        for _ in 0..characters {
+            echo(ERASE_ONE);
+        }
+        let entry_length = match self.history.get(back) {
+            Some(entry) => {
+                self.buffer[..entry.len()].copy_from_slice(entry);
+                entry.len()
+            }
+            None => 0,
+        };
+        self.length = entry_length;
+        self.received = entry_length;
+        self.browsing = back;
+        echo(&self.buffer[..self.length]);
     }
 
     /// Feeds one byte; `echo` receives what should be written back to the terminal.
@@ -121,6 +198,11 @@ impl LineEditor {
             Escape::Sequence => {
                 if (0x40..=0x7e).contains(&byte) {
                     self.escape = Escape::None;
+                    match byte {
+                        b'A' => self.recall(self.browsing + 1, echo),
+                        b'B' => self.recall(self.browsing.saturating_sub(1), echo),
+                        _ => {}
+                    }
                 }
                 return Outcome::Pending;
             }
@@ -265,6 +347,29 @@ mod tests {
         let (lines, _) = run(&mut editor, &[exact.as_slice(), b"\n"].concat());
         assert_eq!(lines.len(), 1);
         assert!(lines[0].starts_with("line:yyy"));
+    }
+
+    #[test]
+    fn up_and_down_arrows_recall_earlier_lines() {
+        let mut editor = LineEditor::new();
+        let (lines, _) = run(&mut editor, b"info\nlog debug\n\n");
+        assert_eq!(lines, vec!["line:info", "line:log debug", "line:"]);
+        // Up twice reaches "info", down once returns to "log debug".
+        let (lines, echoed) = run(&mut editor, b"\x1b[A\x1b[A\x1b[B\n");
+        assert_eq!(lines, vec!["line:log debug"]);
+        assert!(echoed.windows(4).any(|w| w == b"info"));
+        // Up past the oldest entry stays there; down past the newest gives an empty line.
+        let (lines, _) = run(&mut editor, b"\x1b[A\x1b[A\x1b[A\x1b[A\n");
+        assert_eq!(lines, vec!["line:info"]);
+        let (lines, _) = run(&mut editor, b"typed\x1b[A\x1b[B\n");
+        assert_eq!(lines, vec!["line:"]);
+        // Only the last HISTORY_DEPTH lines are kept.
+        for index in 0..(HISTORY_DEPTH + 3) {
+            run(&mut editor, format!("cmd{index}\n").as_bytes());
+        }
+        let ups = "\x1b[A".repeat(HISTORY_DEPTH + 5);
+        let (lines, _) = run(&mut editor, format!("{ups}\n").as_bytes());
+        assert_eq!(lines, vec![format!("line:cmd{}", 3)]);
     }
 
     #[test]

@@ -78,23 +78,23 @@ fn fatal_exception(frame: &TrapFrame) -> ! {
         .unwrap_or("unknown vector");
     let mut out = crate::console::EmergencyWriter;
     use core::fmt::Write;
-    let _ = write!(out, "\r\n[fault] core {core}: {syndrome}\r\n");
+    let _ = write!(out, "\n[fault] core {core}: {syndrome}\n");
     let _ = write!(
         out,
-        "[fault] vector {vector}, ESR={:#010x} FAR={fault_address:#018x} ELR={:#018x} SPSR={:#010x}\r\n",
+        "[fault] vector {vector}, ESR={:#010x} FAR={fault_address:#018x} ELR={:#018x} SPSR={:#010x}\n",
         syndrome.raw, frame.exception_link, frame.saved_status
     );
     if syndrome.is_abort() {
         if let Some(owner) = crate::memory::guard_page_owner(fault_address) {
             let _ = write!(
                 out,
-                "[fault] FAR is the guard page under core {owner}'s stack (stack overflow?)\r\n"
+                "[fault] FAR is the guard page under core {owner}'s stack (stack overflow?)\n"
             );
         }
     }
     let _ = write!(
         out,
-        "[fault] lr={:#018x} sp-frame at {:#018x}\r\n",
+        "[fault] lr={:#018x} sp-frame at {:#018x}\n",
         frame.registers[30], frame as *const _ as u64
     );
     crate::power::exit(crate::power::EXIT_FATAL_EXCEPTION)
