@@ -342,12 +342,35 @@ impl Sampler {
     }
 
     /// Choose the next token. `logits` is modified (penalty, temperature) and must hold one value
-    /// per vocabulary entry; `mask`, when given, removes the tokens whose bit is clear.
+    /// per vocabulary entry; `mask`, when given, removes the tokens whose bit is clear. Equal to
+    /// [`Sampler::apply_penalty`], then [`Sampler::choose`], then [`Sampler::record`].
     pub fn sample(
         &mut self,
         logits: &mut [f32],
         mask: Option<&TokenMask>,
     ) -> Result<u32, SampleError> {
+        self.apply_penalty(logits)?;
+        let token = self.choose(logits, mask)?;
+        self.record(token);
+        Ok(token)
+    }
+
+    /// Apply the repetition penalty to `logits` (once per step).
+    pub fn apply_penalty(&mut self, logits: &mut [f32]) -> Result<(), SampleError> {
+        if logits.len() != self.vocab_size {
+            return Err(SampleError::LogitsLength {
+                expected: self.vocab_size,
+                found: logits.len(),
+            });
+        }
+        self.apply_repetition_penalty(logits);
+        Ok(())
+    }
+
+    /// Pick a token from (already penalised) logits without recording it: greedy, or a draw
+    /// after temperature, top-k and top-p. May be called again in the same step (e.g. with a
+    /// mask after an unmasked pick was rejected by a grammar).
+    pub fn choose(&mut self, logits: &[f32], mask: Option<&TokenMask>) -> Result<u32, SampleError> {
         if logits.len() != self.vocab_size {
             return Err(SampleError::LogitsLength {
                 expected: self.vocab_size,
@@ -362,14 +385,11 @@ impl Sampler {
                 });
             }
         }
-        self.apply_repetition_penalty(logits);
-        let token = if self.config.temperature > 0.0 {
-            self.sample_random(logits, mask)?
+        if self.config.temperature > 0.0 {
+            self.sample_random(logits, mask)
         } else {
-            greedy(logits, mask)?
-        };
-        self.record(token);
-        Ok(token)
+            greedy(logits, mask)
+        }
     }
 
     fn apply_repetition_penalty(&mut self, logits: &mut [f32]) {

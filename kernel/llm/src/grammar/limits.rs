@@ -39,3 +39,9 @@ pub const MAX_EXPANSION_DEPTH: usize = 128;
 /// around 128 bytes (long whitespace or dash runs); deeper entries are not walked and so never
 /// allowed by the mask, which keeps the walk's per-level buffers bounded.
 pub const MAX_TOKEN_BYTES: usize = 256;
+
+/// Most distinct parse-stack sets the mask's transition cache keeps (a lazily built DFA over the
+/// recogniser). Each costs a 256-entry `u16` transition row (512 bytes) plus its stacks, so the
+/// cache stays under ~3 MiB; walks over our grammars meet a few hundred sets. When it fills it is
+/// cleared (and a walk that fills it mid-way falls back to the uncached walk).
+pub const MAX_CACHED_SETS: usize = 4096;

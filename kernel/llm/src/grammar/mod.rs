@@ -55,6 +55,7 @@
 //! a subtree is skipped as soon as its prefix is invalid (most of the vocabulary is cut at the
 //! first byte). End-of-generation tokens are allowed only when some stack is empty.
 
+mod cache;
 pub mod limits;
 mod parse;
 mod state;
@@ -71,6 +72,8 @@ use core::fmt;
 pub use state::{GrammarState, GrammarStateError};
 pub use trie::VocabTrie;
 
+use crate::sample::{SampleError, Sampler, TokenMask};
+
 /// The eBPF assembly subset the model writes (bpf_conformance/ubpf syntax, one instruction or
 /// label per line).
 pub const EBPF_ASM: &str = include_str!("ebpf.gbnf");
@@ -78,6 +81,61 @@ pub const EBPF_ASM: &str = include_str!("ebpf.gbnf");
 /// The WAT subset the model writes (one module; imports, functions with params, results and
 /// locals, flat i32/i64 instructions, structured control flow, exports).
 pub const WAT: &str = include_str!("wat.gbnf");
+
+/// Why [`sample_constrained`] could not produce a token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConstrainedError {
+    /// The sampler failed (no allowed token, wrong lengths).
+    Sample(SampleError),
+    /// The recogniser failed (too ambiguous, too deep).
+    Grammar(GrammarStateError),
+}
+
+impl fmt::Display for ConstrainedError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Sample(error) => write!(f, "sampling: {error}"),
+            Self::Grammar(error) => write!(f, "grammar: {error}"),
+        }
+    }
+}
+
+/// Sample one token that keeps the output valid, and advance `state` by it.
+///
+/// Picks without the mask first and keeps that token when the grammar allows it (one cheap
+/// byte check); only when it is rejected is the full mask computed and the pick repeated under
+/// it. For greedy decoding this is exactly the masked argmax. For random sampling it is exactly
+/// the masked distribution when no top-k/top-p truncation is set (a rejected draw is redrawn from
+/// the masked distribution: P(t) = p(t) + (1 - Z) p(t) / Z = p(t) / Z); with truncation the
+/// candidates are cut before rather than after masking, a small, documented difference. The
+/// token is recorded in the sampler's repetition window; end tokens leave the state unchanged.
+pub fn sample_constrained(
+    sampler: &mut Sampler,
+    logits: &mut [f32],
+    state: &mut GrammarState,
+    trie: &VocabTrie,
+    mask: &mut TokenMask,
+) -> Result<u32, ConstrainedError> {
+    sampler
+        .apply_penalty(logits)
+        .map_err(ConstrainedError::Sample)?;
+    let first = sampler
+        .choose(logits, None)
+        .map_err(ConstrainedError::Sample)?;
+    let token = if state.allows_token(trie, first) {
+        first
+    } else {
+        state.mask(trie, mask).map_err(ConstrainedError::Grammar)?;
+        sampler
+            .choose(logits, Some(mask))
+            .map_err(ConstrainedError::Sample)?
+    };
+    state
+        .accept_token(trie, token)
+        .map_err(ConstrainedError::Grammar)?;
+    sampler.record(token);
+    Ok(token)
+}
 
 /// One element of the compiled grammar.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -8,7 +8,10 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt;
 
-use super::limits::{MAX_EXPANSION_DEPTH, MAX_STACKS, MAX_STACK_DEPTH, MAX_TOKEN_BYTES};
+use super::cache::{CacheError, TransitionCache};
+use super::limits::{
+    MAX_CACHED_SETS, MAX_EXPANSION_DEPTH, MAX_STACKS, MAX_STACK_DEPTH, MAX_TOKEN_BYTES,
+};
 use super::trie::VocabTrie;
 use super::{ByteSet, Element, Grammar};
 use crate::sample::TokenMask;
@@ -59,25 +62,25 @@ pub(crate) struct StackSet {
 }
 
 impl StackSet {
-    fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         self.data.clear();
         self.spans.clear();
     }
 
-    fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.spans.len()
     }
 
-    fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.spans.is_empty()
     }
 
-    fn get(&self, index: usize) -> &[u32] {
+    pub(crate) fn get(&self, index: usize) -> &[u32] {
         let (start, len) = self.spans[index];
         &self.data[start as usize..(start + len) as usize]
     }
 
-    fn copy_from(&mut self, other: &StackSet) {
+    pub(crate) fn copy_from(&mut self, other: &StackSet) {
         self.data.clear();
         self.data.extend_from_slice(&other.data);
         self.spans.clear();
@@ -85,7 +88,7 @@ impl StackSet {
     }
 
     /// Add `stack` unless an equal stack is already present.
-    fn insert(&mut self, stack: &[u32]) -> Result<(), GrammarStateError> {
+    pub(crate) fn insert(&mut self, stack: &[u32]) -> Result<(), GrammarStateError> {
         let exists = (0..self.len()).any(|index| {
             let other = self.get(index);
             other.len() == stack.len() && other.last() == stack.last() && other == stack
@@ -102,12 +105,19 @@ impl StackSet {
         Ok(())
     }
 
-    fn has_empty_stack(&self) -> bool {
+    /// Same stacks in the same order.
+    pub(crate) fn same_as(&self, other: &StackSet) -> bool {
+        self.data == other.data
+            && self.spans.len() == other.spans.len()
+            && self.spans.iter().zip(&other.spans).all(|(a, b)| a.1 == b.1)
+    }
+
+    pub(crate) fn has_empty_stack(&self) -> bool {
         self.spans.iter().any(|&(_, len)| len == 0)
     }
 
     /// The bytes some stack of this set accepts next.
-    fn next_bytes(&self, grammar: &Grammar) -> ByteSet {
+    pub(crate) fn next_bytes(&self, grammar: &Grammar) -> ByteSet {
         let mut bytes = ByteSet::default();
         for index in 0..self.len() {
             if let Some(&top) = self.get(index).last() {
@@ -171,7 +181,7 @@ fn expand(
 }
 
 /// Advance every stack of `input` by `byte` into `out` (cleared first).
-fn advance(
+pub(crate) fn advance(
     grammar: &Grammar,
     input: &StackSet,
     byte: u8,
@@ -212,6 +222,10 @@ pub struct GrammarState {
     level_bytes: Vec<ByteSet>,
     /// Depth-first walk frames: (trie node, next child index).
     frames: Vec<(u32, u32)>,
+    /// Cached walk stack: (trie node, interned stack set, depth).
+    cached_frames: Vec<(u32, u32, u32)>,
+    /// Lazily built DFA over stack sets, shared by all masks of this state.
+    cache: TransitionCache,
 }
 
 impl GrammarState {
@@ -226,6 +240,8 @@ impl GrammarState {
             levels: Vec::new(),
             level_bytes: Vec::new(),
             frames: Vec::new(),
+            cached_frames: Vec::new(),
+            cache: TransitionCache::default(),
         };
         state.reset()?;
         Ok(state)
@@ -259,6 +275,11 @@ impl GrammarState {
     /// True when the output can still be continued (some stack expects more bytes).
     pub fn can_continue(&self) -> bool {
         (0..self.stacks.len()).any(|i| !self.stacks.get(i).is_empty())
+    }
+
+    /// Number of stack sets in the mask's transition cache (for diagnostics and benchmarks).
+    pub fn cached_sets(&self) -> usize {
+        self.cache.len()
     }
 
     /// Number of live parse stacks (a measure of ambiguity, for diagnostics).
@@ -320,7 +341,87 @@ impl GrammarState {
 
     /// Fill `mask` (sized to the vocabulary) with the tokens that keep the output a valid
     /// prefix; end tokens are allowed only when the grammar is complete.
+    ///
+    /// Walks the trie with cached stack-set transitions (see `cache.rs`); falls back to
+    /// [`GrammarState::mask_uncached`] if the cache fills during the walk. Same result either
+    /// way.
     pub fn mask(
+        &mut self,
+        trie: &VocabTrie,
+        mask: &mut TokenMask,
+    ) -> Result<(), GrammarStateError> {
+        if self.cache.len() > MAX_CACHED_SETS / 2 {
+            self.cache.clear();
+        }
+        match self.mask_cached(trie, mask) {
+            Ok(()) => Ok(()),
+            Err(CacheError::State(error)) => Err(error),
+            Err(CacheError::Full) => {
+                self.cache.clear();
+                self.mask_uncached(trie, mask)
+            }
+        }
+    }
+
+    /// Whether token `id` may come next (cheap: feeds only its bytes). With
+    /// [`crate::sample::Sampler`], sampling first and checking the token this way, computing the
+    /// full mask only when it is rejected, gives exactly the masked distribution at a fraction
+    /// of the cost.
+    pub fn allows_token(&mut self, trie: &VocabTrie, id: u32) -> bool {
+        if trie.is_end_token(id) {
+            return self.is_complete();
+        }
+        match trie.token_bytes(id) {
+            Some(bytes) if !bytes.is_empty() && trie.is_generatable(id) => self.allows_bytes(bytes),
+            _ => false,
+        }
+    }
+
+    fn mask_cached(&mut self, trie: &VocabTrie, mask: &mut TokenMask) -> Result<(), CacheError> {
+        mask.block_all();
+        if self.is_complete() {
+            for &token in trie.end_tokens() {
+                mask.allow(token);
+            }
+        }
+        let grammar = &*self.grammar;
+        let root = self.cache.intern(grammar, &self.stacks)?;
+        // Depth-first with an explicit stack of (node, set, depth); each popped node has all of
+        // its children examined at once (the order of the walk does not matter for a mask).
+        self.cached_frames.clear();
+        self.cached_frames.push((VocabTrie::ROOT, root, 0));
+        while let Some((node, set, depth)) = self.cached_frames.pop() {
+            if depth as usize >= MAX_TOKEN_BYTES {
+                continue;
+            }
+            let next_bytes = *self.cache.next_bytes(set);
+            for child in trie.children(node) {
+                let byte = trie.edge_byte(child);
+                if !next_bytes.contains(byte) {
+                    continue;
+                }
+                let next_set = match self.cache.cached_step(set, byte) {
+                    Some(known) => known,
+                    None => {
+                        self.cache
+                            .step(grammar, set, byte, &mut self.scratch, &mut self.work)?
+                    }
+                };
+                let Some(next_set) = next_set else { continue };
+                for &token in trie.tokens_at(child) {
+                    mask.allow(token);
+                }
+                if trie.has_children(child) {
+                    self.cached_frames.push((child, next_set, depth + 1));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// [`GrammarState::mask`] without the transition cache: advances the stack sets at every
+    /// trie node. The reference the cached walk is tested against, and its fallback.
+    pub fn mask_uncached(
         &mut self,
         trie: &VocabTrie,
         mask: &mut TokenMask,

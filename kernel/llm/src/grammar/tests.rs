@@ -329,6 +329,7 @@ fn check_mask_exact(grammar_text: &str, texts: &[&str]) {
     entries.push(None); // the end token has no bytes
     let trie = VocabTrie::build(entries, &[end_token]);
     let mut mask = TokenMask::new_block_all(vocabulary.len() + 1);
+    let mut uncached = TokenMask::new_block_all(vocabulary.len() + 1);
     let mut states_checked = 0;
     let total_bytes: usize = texts.iter().map(|t| t.len()).sum();
     let step = if total_bytes < 200 { 1 } else { 3 };
@@ -337,6 +338,8 @@ fn check_mask_exact(grammar_text: &str, texts: &[&str]) {
         for (index, &byte) in text.as_bytes().iter().enumerate() {
             if index % step == 0 || index + 1 == text.len() {
                 state.mask(&trie, &mut mask).unwrap();
+                state.mask_uncached(&trie, &mut uncached).unwrap();
+                assert_eq!(mask, uncached, "cached and uncached walks agree");
                 let mut probe = state.clone();
                 for (id, piece) in vocabulary.iter().enumerate() {
                     let valid = probe.allows_bytes(piece);
@@ -417,4 +420,54 @@ fn trie_shares_prefixes_and_keeps_duplicates() {
         vec![3],
         "\"b\" is not a token; end is allowed"
     );
+}
+
+#[test]
+fn sample_constrained_only_produces_valid_output() {
+    use crate::sample::{Sampler, SamplerConfig};
+    let vocabulary = test_vocabulary(EBPF_PROGRAMS);
+    let end_token = vocabulary.len() as u32;
+    let mut entries: Vec<Option<&[u8]>> = vocabulary.iter().map(|p| Some(p.as_slice())).collect();
+    entries.push(None);
+    let trie = VocabTrie::build(entries, &[end_token]);
+    let grammar = Arc::new(Grammar::parse(EBPF_ASM).unwrap());
+    let vocab_size = vocabulary.len() + 1;
+    let mut mask = TokenMask::new_block_all(vocab_size);
+    for (seed, temperature) in [(1u64, 0.0f32), (2, 1.0), (3, 1.5)] {
+        let mut sampler = Sampler::new(
+            vocab_size,
+            SamplerConfig {
+                temperature,
+                seed,
+                top_k: 0,
+                top_p: 1.0,
+                ..SamplerConfig::default()
+            },
+        );
+        let mut state = GrammarState::new(grammar.clone()).unwrap();
+        let mut rng = crate::sample::Pcg32::new(seed);
+        let mut output = Vec::new();
+        let mut finished = false;
+        for _ in 0..400 {
+            // Random logits, with the end token favoured so programs finish.
+            let mut logits: Vec<f32> = (0..vocab_size).map(|_| rng.next_f32() * 4.0).collect();
+            logits[end_token as usize] = 3.5;
+            let token = sample_constrained(&mut sampler, &mut logits, &mut state, &trie, &mut mask)
+                .unwrap();
+            if token == end_token {
+                finished = true;
+                break;
+            }
+            output.extend_from_slice(trie.token_bytes(token).unwrap());
+        }
+        let text = String::from_utf8(output).unwrap();
+        if finished {
+            assert!(accepts(EBPF_ASM, &text), "complete output parses: {text:?}");
+        } else {
+            assert!(
+                self::state(EBPF_ASM).accept_bytes(text.as_bytes()).is_ok(),
+                "valid prefix: {text:?}"
+            );
+        }
+    }
 }

@@ -28,6 +28,8 @@ pub struct VocabTrie {
     token_offsets: Vec<u32>,
     token_bytes: Vec<u8>,
     end_tokens: Vec<u32>,
+    /// Per token id: is it in the trie?
+    generatable: Vec<bool>,
     max_depth: usize,
 }
 
@@ -44,14 +46,18 @@ impl VocabTrie {
         let mut token_offsets = Vec::new();
         let mut token_bytes = Vec::new();
         let mut present = Vec::new();
+        let mut generatable = Vec::new();
         for (id, bytes) in tokens.into_iter().enumerate() {
             token_offsets.push(token_bytes.len() as u32);
+            let mut in_trie = false;
             if let Some(bytes) = bytes {
                 token_bytes.extend_from_slice(bytes);
                 if !bytes.is_empty() && !end_tokens.contains(&(id as u32)) {
                     present.push(id as u32);
+                    in_trie = true;
                 }
             }
+            generatable.push(in_trie);
         }
         token_offsets.push(token_bytes.len() as u32);
         let bytes_of = |id: u32| -> &[u8] {
@@ -114,6 +120,7 @@ impl VocabTrie {
             token_offsets,
             token_bytes,
             end_tokens: end_tokens.to_vec(),
+            generatable,
             max_depth,
         }
     }
@@ -140,6 +147,11 @@ impl VocabTrie {
         Some(&self.token_bytes[start..end])
     }
 
+    /// Whether token `id` is in the trie (a token the model may produce as text).
+    pub fn is_generatable(&self, id: u32) -> bool {
+        self.generatable.get(id as usize).copied().unwrap_or(false)
+    }
+
     /// The end-of-generation tokens.
     pub fn end_tokens(&self) -> &[u32] {
         &self.end_tokens
@@ -155,6 +167,12 @@ impl VocabTrie {
         node.children_start..node.children_start + node.children_len
     }
 
+    #[inline]
+    pub(crate) fn has_children(&self, node: u32) -> bool {
+        self.nodes[node as usize].children_len != 0
+    }
+
+    #[inline]
     pub(crate) fn edge_byte(&self, node: u32) -> u8 {
         self.nodes[node as usize].byte
     }
