@@ -46,6 +46,11 @@ mod power;
 #[cfg(target_os = "none")]
 mod shell;
 
+/// The worker pool and per-core data, at a short path: `crate::smp::run_on_all_cores(...)`.
+#[cfg(target_os = "none")]
+#[allow(unused_imports)] // re-export for the inference engine
+pub(crate) use arch::aarch64::smp;
+
 /// Host builds of the workspace (`cargo build --workspace`) compile this stub instead.
 #[cfg(not(target_os = "none"))]
 fn main() {
