@@ -832,6 +832,72 @@ mod tests {
     }
 
     #[test]
+    fn random_well_formed_trees_report_exactly_what_they_describe() {
+        let mut rng = Rng(0xdead_beef_cafe_f00d);
+        for _ in 0..500 {
+            let mut writer = TreeWriter::default();
+            let size_cells = 1 + (rng.next() % 2) as u32;
+            writer
+                .begin("")
+                .prop_cells("#address-cells", &[2])
+                .prop_cells("#size-cells", &[size_cells])
+                .prop("compatible", b"linux,dummy-virt\0");
+            // Memory: 1-3 ranges in one node, sometimes split across two nodes.
+            let mut expected = Vec::new();
+            let mut cells = Vec::new();
+            let ranges = 1 + rng.next() % 3;
+            for index in 0..ranges {
+                let base = (index << 32) | ((rng.next() % 16) << 26);
+                let size = (1 + rng.next() % 15) << 20;
+                expected.push(PhysicalRange { base, size });
+                cells.extend([(base >> 32) as u32, base as u32]);
+                if size_cells == 2 {
+                    cells.push((size >> 32) as u32);
+                }
+                cells.push(size as u32);
+            }
+            writer
+                .begin("memory@0")
+                .prop_str("device_type", "memory")
+                .prop_cells("reg", &cells)
+                .end();
+            // Noise nodes with random properties the parser must skip.
+            for noise in 0..(rng.next() % 5) {
+                let value: Vec<u8> = (0..(rng.next() % 24)).map(|_| rng.next() as u8).collect();
+                writer
+                    .begin(&format!("noise@{noise}"))
+                    .prop("x-random", &value)
+                    .nop()
+                    .end();
+            }
+            let cpus = 1 + rng.next() % 6;
+            writer
+                .begin("cpus")
+                .prop_cells("#address-cells", &[1])
+                .prop_cells("#size-cells", &[0]);
+            for cpu in 0..cpus {
+                writer
+                    .begin(&format!("cpu@{cpu}"))
+                    .prop_str("device_type", "cpu")
+                    .prop_cells("reg", &[cpu as u32])
+                    .prop_str("enable-method", "psci")
+                    .end();
+            }
+            writer.end();
+            let bootargs = format!("loglevel=debug n={}", rng.next() % 1000);
+            writer.begin("chosen").prop_str("bootargs", &bootargs).end();
+            writer.end();
+            let blob = writer.finish(&[]);
+            let facts = DeviceTreeFacts::from_blob(&blob).unwrap();
+            assert_eq!(facts.memory.as_slice(), expected.as_slice());
+            assert_eq!(facts.cpus_in_tree as u64, cpus);
+            assert_eq!(facts.cpus.len() as u64, cpus);
+            assert_eq!(facts.bootargs, bootargs);
+            assert_eq!(facts.board, Board::QemuVirt);
+        }
+    }
+
+    #[test]
     fn random_blobs_with_a_valid_header_never_panic() {
         let mut rng = Rng(42);
         for _ in 0..2000 {
