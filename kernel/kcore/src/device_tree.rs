@@ -918,7 +918,7 @@ mod tests {
             }
             // Make the structure block start with tokens drawn from the valid set, sometimes.
             for slot in (56..length.min(200)).step_by(4) {
-                if rng.next() % 2 == 0 && slot + 4 <= length {
+                if rng.next().is_multiple_of(2) && slot + 4 <= length {
                     let token = [1u32, 2, 3, 4, 9][(rng.next() % 5) as usize];
                     blob[slot..slot + 4].copy_from_slice(&token.to_be_bytes());
                 }

@@ -471,7 +471,7 @@ pub(crate) mod tests {
                 .extend_from_slice(&TOKEN_BEGIN_NODE.to_be_bytes());
             self.structure.extend_from_slice(name.as_bytes());
             self.structure.push(0);
-            while self.structure.len() % 4 != 0 {
+            while !self.structure.len().is_multiple_of(4) {
                 self.structure.push(0);
             }
             self
@@ -494,7 +494,7 @@ pub(crate) mod tests {
                 .extend_from_slice(&(value.len() as u32).to_be_bytes());
             self.structure.extend_from_slice(&name_offset.to_be_bytes());
             self.structure.extend_from_slice(value);
-            while self.structure.len() % 4 != 0 {
+            while !self.structure.len().is_multiple_of(4) {
                 self.structure.push(0);
             }
             self
