@@ -17,14 +17,20 @@ static UART: Once<Pl011> = Once::new();
 static OUTPUT_LOCK: Mutex<()> = Mutex::new(());
 static RECEIVED: Mutex<ByteRing<RECEIVE_RING_CAPACITY>> = Mutex::new(ByteRing::new());
 
-/// Starts the console on the PL011 mapped at `base`.
+/// Starts the console on the PL011 mapped at `base`. `fallback_clock_hz`: the UART reference
+/// clock to program 115200 baud from, if the firmware left the divisor unset.
 ///
 /// # Safety
 /// `base` must be the virtual address of a PL011 register block mapped as device memory forever.
 #[allow(unsafe_code)]
-pub unsafe fn init(base: u64) {
+pub unsafe fn init(base: u64, fallback_clock_hz: Option<u64>) {
     // SAFETY: forwarded from this function's contract; Once makes it the only driver instance.
     let uart = UART.call_once(|| unsafe { Pl011::new(base) });
+    if let Some(clock_hz) = fallback_clock_hz {
+        if !uart.baud_rate_configured() {
+            uart.set_baud_rate(clock_hz, 115_200);
+        }
+    }
     uart.init();
 }
 

@@ -75,7 +75,7 @@ mod boot_sequence {
         if let Some(uart) = bsp::fallback_uart(load_physical) {
             if let Some(base) = mmu::map_boot_window(uart, 0x1000, true) {
                 // SAFETY: the boot window now maps the board's PL011 as device memory, for good.
-                unsafe { console::init(base) };
+                unsafe { console::init(base, None) };
                 let _ = write!(
                     console::EmergencyWriter,
                     "Anneal: fatal early boot error: {message}\n"
@@ -241,7 +241,7 @@ mod boot_sequence {
 
         // 4. Console, log, banner.
         // SAFETY: `uart_virtual` maps the DTB's PL011 as device memory in the kernel tables.
-        unsafe { console::init(uart_virtual) };
+        unsafe { console::init(uart_virtual, bsp::uart_clock_hz(facts.board)) };
         let options = BootOptions::parse(facts.bootargs);
         power::configure(options.semihosting, facts.psci);
         logger::init(options.log_level.unwrap_or(LogLevel::Info));

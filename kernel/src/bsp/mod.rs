@@ -22,6 +22,14 @@ pub fn fallback_uart(load_physical: u64) -> Option<u64> {
     }
 }
 
+/// The PL011 reference clock, used only if the firmware left the UART's baud divisor unset.
+pub fn uart_clock_hz(board: Board) -> Option<u64> {
+    match board {
+        Board::RaspberryPi4 => Some(rpi4::UART_CLOCK_HZ),
+        Board::QemuVirt | Board::Unknown => None,
+    }
+}
+
 /// Device regions to map whole at boot, beyond the devices the DTB names.
 pub fn device_windows(board: Board) -> &'static [(u64, u64)] {
     match board {

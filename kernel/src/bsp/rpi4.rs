@@ -10,6 +10,10 @@
 pub const LOAD_ADDRESS: u64 = 0x8_0000;
 /// UART0 (PL011) in the low-peripheral map, for a fatal early error only.
 pub const FALLBACK_UART: u64 = 0xfe20_1000;
+/// UART0's reference clock as the firmware sets it (config.txt `init_uart_clock`, default 48 MHz
+/// on the Pi 4). The DTB names the clock only through the firmware clock driver, so this is one of
+/// the few board constants; it is used only if the firmware left the baud divisor unset.
+pub const UART_CLOCK_HZ: u64 = 48_000_000;
 /// Start of the peripheral window mapped as Device-nGnRE.
 pub const PERIPHERAL_WINDOW_BASE: u64 = 0xfc00_0000;
 /// Size of the peripheral window (to 4 GiB, including the ARM local block and the GIC).

@@ -55,6 +55,8 @@ register_structs! {
         (0x04 => _reserved0),
         (0x18 => fr: ReadOnly<u32, FR::Register>),
         (0x1c => _reserved1),
+        (0x24 => ibrd: ReadWrite<u32>),
+        (0x28 => fbrd: ReadWrite<u32>),
         (0x2c => lcr_h: ReadWrite<u32, LCR_H::Register>),
         (0x30 => cr: ReadWrite<u32, CR::Register>),
         (0x34 => ifls: ReadWrite<u32>),
@@ -107,6 +109,23 @@ impl Pl011 {
         registers
             .cr
             .write(CR::UARTEN::SET + CR::TXE::SET + CR::RXE::SET);
+    }
+
+    /// Whether a baud-rate divisor is programmed (IBRD is 0 after reset: the UART sends nothing).
+    pub fn baud_rate_configured(&self) -> bool {
+        self.registers().ibrd.get() != 0
+    }
+
+    /// Programs the divisor for `baud` from the reference clock `clock_hz` (DDI 0183G 3.3.6:
+    /// divisor = clock / (16 * baud), integer part in IBRD, 6-bit fraction in FBRD). Only valid
+    /// while the UART is disabled, so call before [`Pl011::init`].
+    pub fn set_baud_rate(&self, clock_hz: u64, baud: u64) {
+        let divisor_times_64 = (clock_hz * 4 + baud / 2) / baud; // 64 * clock / (16 * baud), rounded
+        let registers = self.registers();
+        self.flush();
+        registers.cr.set(0);
+        registers.ibrd.set((divisor_times_64 >> 6) as u32);
+        registers.fbrd.set((divisor_times_64 & 0x3f) as u32);
     }
 
     /// Writes one byte, waiting while the transmit FIFO is full.
