@@ -45,9 +45,19 @@ impl std::fmt::Display for MissingArtifact {
 
 impl std::error::Error for MissingArtifact {}
 
+/// Reads a path variable; a relative path is taken from the workspace root (tests run in
+/// their crate's directory, people usually think from the root).
 fn path_from(variable: &'static str, value: Option<String>) -> Result<PathBuf, MissingArtifact> {
+    let resolve = |v: &str| {
+        let path = PathBuf::from(v);
+        if path.is_absolute() {
+            path
+        } else {
+            workspace_root().join(path)
+        }
+    };
     match value {
-        Some(v) if !v.is_empty() && Path::new(&v).is_file() => Ok(PathBuf::from(v)),
+        Some(v) if !v.is_empty() && resolve(&v).is_file() => Ok(resolve(&v)),
         Some(v) if !v.is_empty() => Err(MissingArtifact {
             variable,
             value: Some(v),

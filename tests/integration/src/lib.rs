@@ -27,6 +27,7 @@
 #![forbid(unsafe_code)]
 
 pub mod artifacts;
+pub mod dtb;
 pub mod harness;
 pub mod info;
 pub mod limits;

@@ -179,6 +179,9 @@ pub struct QemuConfig {
     pub console: ConsoleMode,
     /// Further raw QEMU arguments, appended last.
     pub extra_args: Vec<String>,
+    /// Machine option `dumpdtb=FILE`: QEMU writes the device tree it would pass and
+    /// exits without booting (see [`crate::dtb`]).
+    pub dumpdtb: Option<PathBuf>,
 }
 
 impl QemuConfig {
@@ -200,6 +203,7 @@ impl QemuConfig {
             icount_shift: None,
             console: ConsoleMode::Plain,
             extra_args: Vec::new(),
+            dumpdtb: None,
         }
     }
 
@@ -274,17 +278,21 @@ impl QemuConfig {
     /// QEMU's arguments (without the program name).
     pub fn args(&self) -> Vec<OsString> {
         let mut args: Vec<OsString> = Vec::new();
+        let dump = self
+            .dumpdtb
+            .as_ref()
+            .map_or(String::new(), |f| format!(",dumpdtb={}", f.display()));
         let mut push = |a: &str| args.push(OsString::from(a));
         match self.board {
             Board::Virt => {
                 push("-M");
-                push(&format!("virt,gic-version={}", self.gic));
+                push(&format!("virt,gic-version={}{dump}", self.gic));
                 push("-cpu");
                 push(&self.cpu);
             }
             Board::Rpi4 => {
                 push("-M");
-                push("raspi4b");
+                push(&format!("raspi4b{dump}"));
             }
         }
         push("-smp");
@@ -471,6 +479,22 @@ mod tests {
         assert_eq!(value_after(&args, "-icount").as_deref(), Some("shift=0"));
         assert!(args.iter().any(|a| a == "-nographic"));
         assert!(!args.iter().any(|a| a == "-serial"));
+    }
+
+    #[test]
+    fn dumpdtb_is_a_machine_option() {
+        let mut config = QemuConfig::rpi4("/k/Image", "/d/x.dtb");
+        config.dumpdtb = Some("/tmp/out.dtb".into());
+        assert_eq!(
+            value_after(&args_of(&config), "-M").as_deref(),
+            Some("raspi4b,dumpdtb=/tmp/out.dtb")
+        );
+        let mut config = QemuConfig::virt("/k/Image");
+        config.dumpdtb = Some("/tmp/v.dtb".into());
+        assert_eq!(
+            value_after(&args_of(&config), "-M").as_deref(),
+            Some("virt,gic-version=3,dumpdtb=/tmp/v.dtb")
+        );
     }
 
     #[test]

@@ -121,7 +121,15 @@ pub fn write_raw_image(elf_path: &Path, out: &Path) -> Result<u64> {
     if let Some(dir) = out.parent() {
         std::fs::create_dir_all(dir).map_err(io("create", dir))?;
     }
-    std::fs::write(out, &image).map_err(io("write the boot image", out))?;
+    // QEMU instances (parallel tests, `./qemu.sh` inside a test) may be reading the
+    // current image: leave an identical file alone, and replace a changed one by an
+    // atomic rename so that no reader ever sees a half-written image.
+    if std::fs::read(out).is_ok_and(|old| old == image) {
+        return Ok(image.len() as u64);
+    }
+    let temp = out.with_extension(format!("partial-{}", std::process::id()));
+    std::fs::write(&temp, &image).map_err(io("write the boot image", &temp))?;
+    std::fs::rename(&temp, out).map_err(io("rename the boot image to", out))?;
     Ok(image.len() as u64)
 }
 

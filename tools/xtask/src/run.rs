@@ -105,7 +105,7 @@ pub fn command(args: &mut Args) -> Result<i32> {
     let gdb = args.flag("--gdb");
     args.finish()?;
     prereq::ensure_tools()?;
-    let kernel = toolchain::build_kernel(machine.toolchain)?;
+    let kernel = toolchain::build_kernel_with(machine.toolchain, toolchain::Verbosity::OnFailure)?;
     let mut config = machine.config(&kernel.image)?;
     config.gdb = gdb;
     config.console = if std::io::stdin().is_terminal() {

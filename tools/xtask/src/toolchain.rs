@@ -131,7 +131,7 @@ fn rustup_route_ready() -> bool {
     }
 }
 
-fn build_with_rustup() -> Result<PathBuf> {
+fn build_with_rustup(verbosity: Verbosity) -> Result<PathBuf> {
     process::step("toolchain: rustup route (pinned toolchain + prebuilt aarch64-unknown-none)");
     let mut build = Command::new(cargo());
     build
@@ -144,7 +144,7 @@ fn build_with_rustup() -> Result<PathBuf> {
             KERNEL_TARGET,
         ])
         .current_dir(paths::root());
-    process::run(&mut build)?;
+    run_build(&mut build, verbosity)?;
     Ok(paths::target_dir()
         .join(KERNEL_TARGET)
         .join("release")
@@ -164,7 +164,7 @@ fn ensure_fallback_toolchain() -> Result<()> {
     prereq::apt_install(&["rustc-web", "cargo-web", "rust-web-src", "lld"], None)
 }
 
-fn build_with_debian() -> Result<PathBuf> {
+fn build_with_debian(verbosity: Verbosity) -> Result<PathBuf> {
     ensure_fallback_toolchain()?;
     process::step("toolchain: Debian fallback route (rustc-web + build-std, linked by ld.lld)");
     let target_dir = paths::fallback_target_dir();
@@ -189,15 +189,50 @@ fn build_with_debian() -> Result<PathBuf> {
         .env("RUSTC_BOOTSTRAP", "1")
         .env("CARGO_TARGET_DIR", &target_dir)
         .env("CARGO_TARGET_AARCH64_UNKNOWN_NONE_LINKER", "ld.lld");
-    process::run(&mut build)?;
+    run_build(&mut build, verbosity)?;
     Ok(target_dir
         .join(KERNEL_TARGET)
         .join("release")
         .join(KERNEL_BINARY))
 }
 
+/// How much of cargo's output a kernel build shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verbosity {
+    /// Everything (build, test, setup).
+    Full,
+    /// Only on failure (run: the console should start with the QEMU command line, not
+    /// with the compiler's warnings).
+    OnFailure,
+}
+
+fn run_build(command: &mut Command, verbosity: Verbosity) -> Result<()> {
+    match verbosity {
+        Verbosity::Full => process::run(command),
+        Verbosity::OnFailure => {
+            let output = command.output().map_err(|source| Error::Spawn {
+                program: command.get_program().to_string_lossy().into_owned(),
+                source,
+            })?;
+            if output.status.success() {
+                return Ok(());
+            }
+            eprint!("{}", String::from_utf8_lossy(&output.stderr));
+            Err(Error::CommandFailed {
+                command: process::describe(command),
+                status: output.status.code(),
+            })
+        }
+    }
+}
+
 /// Builds the kernel by the chosen route and writes the raw image.
 pub fn build_kernel(choice: Choice) -> Result<Kernel> {
+    build_kernel_with(choice, Verbosity::Full)
+}
+
+/// [`build_kernel`] with a choice of how much cargo output to show.
+pub fn build_kernel_with(choice: Choice, verbosity: Verbosity) -> Result<Kernel> {
     let (elf, route) = match std::env::var_os(KERNEL_ELF_OVERRIDE).filter(|v| !v.is_empty()) {
         Some(elf) => {
             process::step(&format!(
@@ -207,11 +242,11 @@ pub fn build_kernel(choice: Choice) -> Result<Kernel> {
             (PathBuf::from(elf), Route::Prebuilt)
         }
         None => match choice {
-            Choice::Fallback => (build_with_debian()?, Route::DebianFallback),
-            Choice::Auto if rustup_route_ready() => (build_with_rustup()?, Route::Rustup),
+            Choice::Fallback => (build_with_debian(verbosity)?, Route::DebianFallback),
+            Choice::Auto if rustup_route_ready() => (build_with_rustup(verbosity)?, Route::Rustup),
             Choice::Auto => {
                 process::step("rustup route not available: taking the Debian fallback route");
-                (build_with_debian()?, Route::DebianFallback)
+                (build_with_debian(verbosity)?, Route::DebianFallback)
             }
         },
     };

@@ -90,3 +90,18 @@ fn reports_the_model_initrd() -> Outcome {
     );
     poweroff(&mut qemu)
 }
+
+#[test]
+fn device_tree_reader_agrees_with_qemu_memory() -> Outcome {
+    // Checks the harness's DTB reader (used by the rpi4 memory test) on a machine whose
+    // memory is known: virt puts exactly -m at 0x4000_0000.
+    let mut config = virt()?;
+    config.mem_mib = 768;
+    let ranges = integration::dtb::guest_memory(&config)?;
+    if ranges != vec![(0x4000_0000, 768 << 20)] {
+        return Err(crate::Failure(format!(
+            "virt -m 768M: DTB memory {ranges:x?}"
+        )));
+    }
+    Ok(())
+}
