@@ -421,6 +421,10 @@ impl Sampler {
         mask: Option<&TokenMask>,
     ) -> Result<u32, SampleError> {
         let inverse_temperature = 1.0 / self.config.temperature;
+        if !inverse_temperature.is_finite() {
+            // A temperature so small that logits would overflow: that is greedy.
+            return greedy(logits, mask);
+        }
         self.candidates.clear();
         for (id, &logit) in logits.iter().enumerate() {
             let allowed = mask.is_none_or(|m| m.is_allowed(id as u32));
@@ -748,6 +752,13 @@ mod tests {
         let mut logits = [4.0f32, 3.0, -1.0, 1.0];
         assert_eq!(sampler.sample(&mut logits, None), Ok(1));
         assert_eq!(logits, [2.0, 3.0, -2.0, 1.0]);
+    }
+
+    #[test]
+    fn tiny_temperature_is_greedy_not_nan() {
+        let mut sampler = Sampler::new(3, config(1e-39, 0, 1.0));
+        let mut logits = [0.5f32, 2.0, 1.0];
+        assert_eq!(sampler.sample(&mut logits, None), Ok(1));
     }
 
     #[test]

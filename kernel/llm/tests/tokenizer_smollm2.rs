@@ -127,3 +127,36 @@ fn smollm2_round_trips_varied_text_without_special_parsing() {
         "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n"
     ));
 }
+
+/// Random text from a pool of awkward characters (spaces, digits of several scripts, combining
+/// marks, emoji, controls, special-token fragments) always round-trips, with and without
+/// special-token parsing.
+#[test]
+fn smollm2_random_text_round_trips() {
+    let file = model_bytes();
+    let gguf = Gguf::parse(&file).unwrap();
+    let tokenizer = Tokenizer::from_gguf(&gguf).unwrap();
+    let pool: Vec<char> = "aZ z0 9 \t\n\r'sllvé\u{301}日本😀👍🏽\u{200d}٣½Ⅻ.,;:!?<|>_-{}()[]\u{0}\u{7f}\u{a0}\u{3000}\u{2028}ÿĠĊ"
+        .chars()
+        .collect();
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    for _ in 0..300 {
+        let len = (next() % 40) as usize;
+        let mut text: String = (0..len)
+            .map(|_| pool[(next() % pool.len() as u64) as usize])
+            .collect();
+        if next() % 5 == 0 {
+            text.push_str("<|im_end|>");
+        }
+        let ids = tokenizer.encode(&text, false, false).unwrap();
+        assert_eq!(tokenizer.decode_to_string(&ids, true), text);
+        let ids = tokenizer.encode(&text, true, true).unwrap();
+        assert_eq!(tokenizer.decode_to_string(&ids, true), text);
+    }
+}

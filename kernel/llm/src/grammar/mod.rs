@@ -5,13 +5,18 @@
 //!
 //! ```text
 //! let grammar = Arc::new(Grammar::parse(grammar::EBPF_ASM)?);     // once
-//! let trie = VocabTrie::from_tokenizer(&tokenizer);              // once per vocabulary
+//! let trie = tokenizer.vocab_trie();                             // once per vocabulary
+//! let mut mask = TokenMask::new_block_all(tokenizer.vocab_size()); // once
 //! let mut state = GrammarState::new(grammar)?;                    // once per generation
 //! loop {
+//!     let logits = model.forward(..);
+//!     // Either the explicit way:
 //!     state.mask(&trie, &mut mask)?;                              // which tokens keep a valid prefix
 //!     let token = sampler.sample(&mut logits, Some(&mask))?;
 //!     if trie.is_end_token(token) { break; }                      // allowed only when complete
 //!     state.accept_token(&trie, token)?;
+//!     // or, cheaper (the full mask only when the unmasked pick is rejected):
+//!     // let token = grammar::sample_constrained(&mut sampler, &mut logits, &mut state, &trie, &mut mask)?;
 //! }
 //! ```
 //!

@@ -240,6 +240,9 @@ impl Tokenizer {
             text_offsets.push(text.len() as u32);
             text.extend_from_slice(token.as_bytes());
         }
+        if text.len() > u32::MAX as usize {
+            return Err(TokenizerError::VocabularySize(count));
+        }
         text_offsets.push(text.len() as u32);
         for (key, id) in [
             ("tokenizer.ggml.bos_token_id", data.bos),

@@ -311,3 +311,92 @@ fn vocab_trie_excludes_control_tokens_and_marks_end_tokens() {
     assert!(mask.is_allowed(2), "EOS once complete");
     assert!(mask.is_allowed(tokenizer.token_id("▁world").unwrap()));
 }
+
+#[test]
+fn from_gguf_reports_bad_metadata_with_the_key() {
+    use crate::gguf::writer::{write, WValue};
+    use crate::gguf::Gguf;
+    let base = |model: &str, extra: Vec<(String, WValue)>| {
+        let mut metadata = vec![
+            (
+                "tokenizer.ggml.model".to_string(),
+                WValue::Str(model.into()),
+            ),
+            (
+                "tokenizer.ggml.tokens".to_string(),
+                WValue::ArrStr(vec!["a".into(), "b".into(), "ab".into()]),
+            ),
+        ];
+        metadata.extend(extra);
+        write(&metadata, &[])
+    };
+    let build = |file: &[u8]| Tokenizer::from_gguf(&Gguf::parse(file).unwrap());
+    let file = base("bert", vec![]);
+    assert_eq!(
+        build(&file).unwrap_err(),
+        TokenizerError::UnsupportedModel("bert".into())
+    );
+    let file = base(
+        "gpt2",
+        vec![("tokenizer.ggml.pre".into(), WValue::Str("llama-bpe".into()))],
+    );
+    assert_eq!(
+        build(&file).unwrap_err(),
+        TokenizerError::UnsupportedPreTokenizer("llama-bpe".into())
+    );
+    let file = base("gpt2", vec![]);
+    assert!(matches!(
+        build(&file).unwrap_err(),
+        TokenizerError::Gguf(crate::gguf::GgufError::MissingKey { key }) if key == "tokenizer.ggml.merges"
+    ));
+    let file = base(
+        "gpt2",
+        vec![(
+            "tokenizer.ggml.merges".into(),
+            WValue::ArrStr(vec!["a c".into()]),
+        )],
+    );
+    assert_eq!(
+        build(&file).unwrap_err(),
+        TokenizerError::BadMerge {
+            index: 0,
+            text: "a c".into()
+        }
+    );
+    let file = base(
+        "gpt2",
+        vec![(
+            "tokenizer.ggml.merges".into(),
+            WValue::ArrStr(vec!["a b".into()]),
+        )],
+    );
+    assert!(build(&file).is_ok());
+    let file = base(
+        "llama",
+        vec![(
+            "tokenizer.ggml.scores".into(),
+            WValue::ArrI32(vec![0, 0, 0]),
+        )],
+    );
+    assert!(matches!(
+        build(&file).unwrap_err(),
+        TokenizerError::Gguf(crate::gguf::GgufError::WrongType { key, .. }) if key == "tokenizer.ggml.scores"
+    ));
+    let file = base(
+        "llama",
+        vec![
+            (
+                "tokenizer.ggml.scores".into(),
+                WValue::ArrF32(vec![0.0, 0.0, 1.0]),
+            ),
+            ("tokenizer.ggml.bos_token_id".into(), WValue::U32(7)),
+        ],
+    );
+    assert_eq!(
+        build(&file).unwrap_err(),
+        TokenizerError::TokenIdOutOfRange {
+            key: "tokenizer.ggml.bos_token_id",
+            id: 7
+        }
+    );
+}
