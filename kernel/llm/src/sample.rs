@@ -394,7 +394,9 @@ impl Sampler {
 
     fn apply_repetition_penalty(&mut self, logits: &mut [f32]) {
         let penalty = self.config.repetition_penalty;
-        if !(penalty > 1.0) || self.history_len == 0 {
+        // `penalty <= 1.0` is false for NaN, so test the positive case: NaN means no penalty.
+        let penalise = penalty > 1.0;
+        if !penalise || self.history_len == 0 {
             return;
         }
         for index in 0..self.history_len {
@@ -668,7 +670,12 @@ mod tests {
     #[test]
     fn sampling_follows_the_softmax_distribution() {
         // ln(1), ln(2), ln(3), ln(4): probabilities 0.1, 0.2, 0.3, 0.4.
-        let logits = [0.0f32, 0.693_147_2, 1.098_612_3, 1.386_294_4];
+        let logits = [
+            0.0f32,
+            core::f32::consts::LN_2,
+            1.098_612_3,
+            2.0 * core::f32::consts::LN_2,
+        ];
         let mut sampler = Sampler::new(4, config(1.0, 0, 1.0));
         let mut counts = [0usize; 4];
         let draws = 40_000;

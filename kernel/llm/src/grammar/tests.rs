@@ -522,7 +522,7 @@ fn random_grammars_and_inputs_never_panic() {
     let mut parsed = 0;
     for _ in 0..3000 {
         let mut text = String::new();
-        if rng.next_u32() % 4 != 0 {
+        if !rng.next_u32().is_multiple_of(4) {
             text.push_str("root ::= ");
         }
         for _ in 0..(rng.next_u32() % 14) {

@@ -326,7 +326,7 @@ impl Tokenizer {
             other => return Err(TokenizerError::UnsupportedModel(other.to_string())),
         };
         let tokens_array = gguf.get_array("tokenizer.ggml.tokens")?;
-        if tokens_array.len() == 0 || tokens_array.len() > MAX_VOCAB {
+        if tokens_array.is_empty() || tokens_array.len() > MAX_VOCAB {
             return Err(TokenizerError::VocabularySize(tokens_array.len()));
         }
         let tokens: Vec<&str> = gguf.get_array_str("tokenizer.ggml.tokens")?.collect();
