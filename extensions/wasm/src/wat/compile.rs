@@ -156,6 +156,8 @@ struct FuncDef<'a> {
     params: Vec<Option<String>>,
     locals: Vec<(Option<String>, Ty)>,
     body: &'a [Sexpr],
+    /// Where the `(func` starts: errors about the body as a whole point here.
+    pos: Pos,
 }
 
 struct GlobalDef {
@@ -465,6 +467,7 @@ impl<'a> ModuleBuilder<'a> {
             params: param_names,
             locals,
             body: rest,
+            pos,
         });
         Ok(())
     }
@@ -725,7 +728,7 @@ impl<'a> ModuleBuilder<'a> {
                 height: 0,
                 results: ty.results.clone(),
                 unreachable: false,
-                pos: Pos::default(),
+                pos: f.pos,
                 folded: false,
             }],
             stack: Vec::new(),
@@ -733,10 +736,10 @@ impl<'a> ModuleBuilder<'a> {
         };
         body.sequence(f.body)?;
         if body.frames.len() > 1 {
-            let pos = body.frames.last().map(|f| f.pos).unwrap_or_default();
+            let pos = body.frames.last().map_or(f.pos, |f| f.pos);
             return Err(err(pos, K::UnclosedBlock));
         }
-        let end_pos = f.body.last().map(Sexpr::pos).unwrap_or_default();
+        let end_pos = f.body.last().map_or(f.pos, Sexpr::pos);
         body.end_frame(end_pos)?;
         body.function.instruction(&Instruction::End);
         Ok(body.function)
@@ -1115,7 +1118,9 @@ impl<'m, 'a> BodyCompiler<'m, 'a> {
         }
         if results.len() > 1 {
             return Err(err(
-                items.get(*at - 1).map(Sexpr::pos).unwrap_or_default(),
+                items
+                    .get(at.saturating_sub(1))
+                    .map_or(Pos { line: 1, column: 1 }, Sexpr::pos),
                 K::NotInSubset("multi-value blocks".into()),
             ));
         }
