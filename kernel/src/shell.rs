@@ -159,18 +159,26 @@ fn command_log(arguments: &[&str], _line: &str) {
 
 fn command_cores(_arguments: &[&str], _line: &str) {
     use core::sync::atomic::{AtomicU64, Ordering};
-    const WORK_PER_CORE: u64 = 1_000_000;
+    const WORK_PER_CORE: u64 = 300_000;
     let results: [AtomicU64; crate::limits::MAX_CPUS] =
         [const { AtomicU64::new(0) }; crate::limits::MAX_CPUS];
     let started = timer::counter();
     smp::run_on_all_cores(&|index, count| {
-        // A fixed amount of arithmetic per core; each core writes only its own slot.
-        let mut sum = 0u64;
+        // A fixed amount of floating-point arithmetic per core, the same on every core: timer
+        // interrupts land in the middle of it, so equal results on all cores also show that the
+        // exception path preserves the FP/SIMD registers the inference kernels live in.
+        let mut accumulator = [0.0f32; 4];
         for step in 0..WORK_PER_CORE {
-            sum = sum.wrapping_add(step ^ (index as u64)).rotate_left(1);
+            let x = core::hint::black_box((step % 1000) as f32 * 0.001);
+            for (lane, value) in accumulator.iter_mut().enumerate() {
+                *value = *value * 0.999 + x * (lane as f32 + 1.0);
+            }
         }
+        let bits = accumulator.iter().fold(0u64, |hash, value| {
+            hash.rotate_left(13) ^ u64::from(value.to_bits())
+        });
         if let Some(slot) = results.get(index) {
-            slot.store(sum | 1 | ((count as u64) << 56), Ordering::Release);
+            slot.store(bits | 1 | ((count as u64) << 56), Ordering::Release);
         }
     });
     let elapsed_us = (timer::counter() - started) * 1_000_000 / timer::frequency();
@@ -192,7 +200,20 @@ fn command_cores(_arguments: &[&str], _line: &str) {
             }
         );
     }
+    let first = results[0].load(Ordering::Acquire);
+    let identical = results
+        .iter()
+        .take(online)
+        .all(|r| r.load(Ordering::Acquire) == first);
     println!("worker pool: {finished} of {online} cores ran the job in {elapsed_us} us");
+    println!(
+        "floating-point results: {}",
+        if identical {
+            "identical on every core"
+        } else {
+            "DIFFER between cores (FP state corrupted?)"
+        }
+    );
     // The pool's fixed cost per call (publish, wake by SGI, wait for the last core), which the
     // inference engine pays once per parallel matrix product.
     const ROUND_TRIPS: u64 = 100;

@@ -1,13 +1,14 @@
 // EL1 exception vector table (Arm ARM D1.10.2): 16 entries of 0x80 bytes, 2 KiB aligned.
 //
-// Every entry saves the full interrupted context (x0-x30, ELR, SPSR, q0-q31, FPCR, FPSR) into a
+// Every entry saves the full interrupted context (x0-x30, ELR, SPSR, SP_EL0, TPIDR_EL0, q0-q31,
+// FPCR, FPSR; SP_EL0 and TPIDR_EL0 are an EL0 task's stack and thread pointer) into a
 // TrapFrame on the current stack and calls exception_dispatch(frame) in Rust
 // (kernel/src/arch/aarch64/exceptions.rs). The FP/SIMD registers are saved too because Rust code
 // in any handler may use NEON registers (memcpy, formatting) and the interrupted code may be a
 // NEON kernel of the inference engine. The frame layout must match TrapFrame.
 
-.equ FRAME_SIZE, 800        // 31*8 + ELR + SPSR + kind + pad = 272, + 32 q registers (512) + FPCR/FPSR (16)
-.equ FP_OFFSET, 272
+.equ FRAME_SIZE, 816        // 31*8 + ELR + SPSR + kind = 272, + SP_EL0 + TPIDR_EL0 = 288, + q0-q31 (512) + FPCR/FPSR (16)
+.equ FP_OFFSET, 288
 
 .macro VECTOR kind
 .balign 0x80
@@ -57,6 +58,9 @@ exception_common:
     stp     x30, x1, [sp, #240]
     mrs     x1, spsr_el1
     stp     x1, x0, [sp, #256]          // SPSR, kind
+    mrs     x1, sp_el0
+    mrs     x2, tpidr_el0
+    stp     x1, x2, [sp, #272]          // SP_EL0, TPIDR_EL0
     add     x1, sp, #FP_OFFSET
     stp     q0, q1, [x1, #0]
     stp     q2, q3, [x1, #32]
@@ -102,6 +106,9 @@ exception_common:
     ldp     q26, q27, [x1, #416]
     ldp     q28, q29, [x1, #448]
     ldp     q30, q31, [x1, #480]
+    ldp     x1, x2, [sp, #272]
+    msr     sp_el0, x1
+    msr     tpidr_el0, x2
     ldr     x1, [sp, #256]
     msr     spsr_el1, x1
     ldp     x30, x1, [sp, #240]

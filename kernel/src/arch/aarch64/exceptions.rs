@@ -23,6 +23,10 @@ pub struct TrapFrame {
     pub saved_status: u64,
     /// Which of the 16 vectors was taken.
     pub kind: u64,
+    /// SP_EL0: an EL0 task's stack pointer (restored on return, so a task switch can replace it).
+    pub stack_pointer_el0: u64,
+    /// TPIDR_EL0: an EL0 task's thread pointer.
+    pub thread_pointer_el0: u64,
     /// q0 .. q31.
     pub simd: [u128; 32],
     /// FPCR.
@@ -31,7 +35,7 @@ pub struct TrapFrame {
     pub fpsr: u64,
 }
 
-const _: () = assert!(core::mem::size_of::<TrapFrame>() == 800);
+const _: () = assert!(core::mem::size_of::<TrapFrame>() == 816);
 
 const VECTOR_NAMES: [&str; 16] = [
     "synchronous (EL1, SP_EL0)",

@@ -3,11 +3,13 @@
 //! The kernel uses the *virtual* timer (CNTV_*, PPI 27 on both boards per their DTBs): it is
 //! accessible at EL1 whatever the firmware did with CNTHCTL_EL2, and with CNTVOFF_EL2 = 0 (set in
 //! boot/entry.S when we came through EL2) it counts the same as the physical counter. Each core
-//! arms CNTV_TVAL for 1/TICK_HZ s and re-arms in the interrupt. Uptime is CNTVCT / CNTFRQ, which
-//! does not depend on ticks being delivered.
+//! sets the compare value CNTV_CVAL one tick ahead and, in the interrupt, advances it by exactly
+//! one tick from the previous deadline (not from "now"), so handling latency does not slow the
+//! tick rate; a core that fell more than a tick behind (a vCPU the host descheduled) skips ahead
+//! instead of firing a burst. Uptime is CNTVCT / CNTFRQ, which does not depend on ticks.
 
 use aarch64_cpu::registers::{
-    Readable, Writeable, CNTFRQ_EL0, CNTVCT_EL0, CNTV_CTL_EL0, CNTV_TVAL_EL0,
+    Readable, Writeable, CNTFRQ_EL0, CNTVCT_EL0, CNTV_CTL_EL0, CNTV_CVAL_EL0,
 };
 use core::sync::atomic::{AtomicU32, Ordering};
 
@@ -40,20 +42,24 @@ pub fn set_interrupt_id(id: u32) {
     TIMER_INTERRUPT.store(id, Ordering::Relaxed);
 }
 
-fn arm_next_tick() {
-    let interval = frequency() / crate::limits::TICK_HZ;
-    CNTV_TVAL_EL0.set(interval.max(1));
+fn tick_interval() -> u64 {
+    (frequency() / crate::limits::TICK_HZ).max(1)
 }
 
 /// Starts this core's tick.
 pub fn start_tick_on_this_core() {
-    arm_next_tick();
+    CNTV_CVAL_EL0.set(counter() + tick_interval());
     CNTV_CTL_EL0.write(CNTV_CTL_EL0::ENABLE::SET + CNTV_CTL_EL0::IMASK::CLEAR);
 }
 
-/// Handles this core's tick interrupt: re-arms the timer.
+/// Handles this core's tick interrupt: moves the deadline one tick on.
 pub fn on_tick() {
-    arm_next_tick();
+    let now = counter();
+    let mut deadline = CNTV_CVAL_EL0.get().saturating_add(tick_interval());
+    if deadline <= now {
+        deadline = now + tick_interval();
+    }
+    CNTV_CVAL_EL0.set(deadline);
 }
 
 /// Busy-waits `milliseconds` (boot only: waiting for a core to come up).
