@@ -62,11 +62,15 @@ pub fn dot_q4_1(row: &[u8], act: &Activations) -> f32 {
         .zip(act.d32.iter())
         .zip(act.s32.iter())
     {
+        let (Ok(w), Ok(x)) = (<&[u8; 16]>::try_from(&b[4..]), <&[i8; QK]>::try_from(qx)) else {
+            continue; // unreachable: chunks_exact gives exact sizes
+        };
         let mut isum = 0i32;
         for j in 0..QK / 2 {
-            let v = b[4 + j];
-            isum += (v & 0xf) as i32 * qx[j] as i32;
-            isum += (v >> 4) as i32 * qx[j + QK / 2] as i32;
+            isum += (w[j] & 0xf) as i32 * x[j] as i32;
+        }
+        for j in 0..QK / 2 {
+            isum += (w[j] >> 4) as i32 * x[j + QK / 2] as i32;
         }
         sum += isum as f32 * f16_at(b, 0) * dx + f16_at(b, 2) * sx;
     }
@@ -81,9 +85,12 @@ pub fn dot_q8_0(row: &[u8], act: &Activations) -> f32 {
         .zip(act.q32.chunks_exact(QK))
         .zip(act.d32.iter())
     {
+        let (Ok(w), Ok(x)) = (<&[u8; QK]>::try_from(&b[2..]), <&[i8; QK]>::try_from(qx)) else {
+            continue; // unreachable: chunks_exact gives exact sizes
+        };
         let mut isum = 0i32;
         for j in 0..QK {
-            isum += (b[2 + j] as i8) as i32 * qx[j] as i32;
+            isum += (w[j] as i8) as i32 * x[j] as i32;
         }
         sum += isum as f32 * f16_at(b, 0) * dx;
     }
