@@ -140,6 +140,32 @@ struct HashState {
     keys: Vec<u8>,
     /// Free slots.
     free: Vec<u32>,
+    /// Tombstones in `index`; past a quarter of it the index is rebuilt, so lookups stay
+    /// short however many inserts and deletes a long-running hook makes.
+    tombstones: usize,
+}
+
+impl HashState {
+    /// Re-inserts every live slot into a clean index (removes all tombstones).
+    fn rebuild(&mut self, key_size: usize) {
+        let live: Vec<u32> = self
+            .index
+            .iter()
+            .copied()
+            .filter(|&s| s != EMPTY && s != TOMBSTONE)
+            .collect();
+        self.index.iter_mut().for_each(|e| *e = EMPTY);
+        let mask = self.index.len() - 1;
+        for slot in live {
+            let start = slot as usize * key_size;
+            let mut pos = fnv1a(&self.keys[start..start + key_size]) as usize & mask;
+            while self.index[pos] != EMPTY {
+                pos = (pos + 1) & mask;
+            }
+            self.index[pos] = slot;
+        }
+        self.tombstones = 0;
+    }
 }
 
 struct RingState {
@@ -228,6 +254,7 @@ impl Map {
                         index: alloc::vec![EMPTY; index_len],
                         keys: alloc::vec![0; key_bytes],
                         free: (0..def.max_entries).rev().collect(),
+                        tombstones: 0,
                     }))
                 } else {
                     Storage::Plain
@@ -400,6 +427,9 @@ impl Map {
                 while state.index[pos] != EMPTY && state.index[pos] != TOMBSTONE {
                     pos = (pos + 1) & mask;
                 }
+                if state.index[pos] == TOMBSTONE {
+                    state.tombstones -= 1;
+                }
                 state.index[pos] = slot;
                 self.values.zero(slot as usize * self.stride, self.stride);
                 Ok(slot as usize * self.stride)
@@ -441,10 +471,45 @@ impl Map {
                 let (pos, slot) = self.hash_find(&state, key).ok_or(MapError::NotFound)?;
                 state.index[pos] = TOMBSTONE;
                 state.free.push(slot);
+                state.tombstones += 1;
+                if state.tombstones > state.index.len() / 4 {
+                    state.rebuild(self.def.key_size as usize);
+                }
                 Ok(())
             }
             Storage::Plain => Err(MapError::Unsupported),
             Storage::Ring(_) => Err(MapError::Unsupported),
+        }
+    }
+
+    /// Every (key, value) pair as seen from `cpu` (arrays: every index; hash maps: the keys
+    /// present, in no particular order; ring buffers: none). For the kernel's map display and
+    /// telemetry; at most `max_entries` pairs.
+    pub fn entries(&self, cpu: usize) -> Vec<(Vec<u8>, Vec<u8>)> {
+        match &self.storage {
+            Storage::Plain => (0..self.def.max_entries)
+                .filter_map(|i| {
+                    let key = i.to_le_bytes();
+                    self.lookup(&key, cpu).map(|v| (key.to_vec(), v))
+                })
+                .collect(),
+            Storage::Hash(lock) => {
+                let state = lock.lock();
+                let key_size = self.def.key_size as usize;
+                state
+                    .index
+                    .iter()
+                    .filter(|&&s| s != EMPTY && s != TOMBSTONE)
+                    .map(|&slot| {
+                        let start = slot as usize * key_size;
+                        let key = state.keys[start..start + key_size].to_vec();
+                        let mut value = alloc::vec![0u8; self.def.value_size as usize];
+                        self.values.read(slot as usize * self.stride, &mut value);
+                        (key, value)
+                    })
+                    .collect()
+            }
+            Storage::Ring(_) => Vec::new(),
         }
     }
 
@@ -569,6 +634,40 @@ mod tests {
             map.delete(&k).unwrap();
         }
         assert_eq!(map.lookup(&9u64.to_le_bytes(), 0), Some(alloc::vec![9; 8]));
+        let mut entries = map.entries(0);
+        entries.sort();
+        assert_eq!(
+            entries,
+            [
+                (2u64.to_le_bytes().to_vec(), 20u64.to_le_bytes().to_vec()),
+                (9u64.to_le_bytes().to_vec(), alloc::vec![9; 8]),
+            ]
+        );
+    }
+
+    #[test]
+    fn hash_index_is_rebuilt_so_tombstones_do_not_accumulate() {
+        let map = Map::new("t", def(MapKind::Hash, 4, 4, 64), 1).unwrap();
+        for k in 0u32..32 {
+            map.update(&k.to_le_bytes(), &k.to_le_bytes(), 0, 0)
+                .unwrap();
+        }
+        for round in 0u32..10_000 {
+            let k = (1000 + round).to_le_bytes();
+            map.update(&k, &k, 0, 0).unwrap();
+            map.delete(&k).unwrap();
+            if let Storage::Hash(lock) = &map.storage {
+                let state = lock.lock();
+                assert!(state.tombstones <= state.index.len() / 4);
+            }
+        }
+        for k in 0u32..32 {
+            assert_eq!(
+                map.lookup(&k.to_le_bytes(), 0),
+                Some(k.to_le_bytes().to_vec())
+            );
+        }
+        assert_eq!(map.entries(0).len(), 32);
     }
 
     #[test]
