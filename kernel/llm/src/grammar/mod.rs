@@ -61,6 +61,7 @@
 //! first byte). End-of-generation tokens are allowed only when some stack is empty.
 
 mod cache;
+mod generate;
 pub mod limits;
 mod parse;
 mod state;

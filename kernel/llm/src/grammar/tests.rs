@@ -564,3 +564,23 @@ fn random_grammars_and_inputs_never_panic() {
         "the generator produces some valid grammars ({parsed})"
     );
 }
+
+#[test]
+fn generated_sentences_are_accepted_by_the_recogniser() {
+    for (name, text) in [("ebpf", EBPF_ASM), ("wat", WAT)] {
+        let grammar = Arc::new(Grammar::parse(text).unwrap());
+        let mut complete = 0;
+        for seed in 0..60 {
+            let sentence = grammar.generate(seed, 12);
+            let mut state = GrammarState::new(grammar.clone()).unwrap();
+            state.accept_bytes(&sentence).unwrap_or_else(|e| {
+                panic!(
+                    "{name} seed {seed}: {e}: {:?}",
+                    String::from_utf8_lossy(&sentence)
+                )
+            });
+            complete += state.is_complete() as usize;
+        }
+        assert_eq!(complete, 60, "{name}: every generated sentence is complete");
+    }
+}
