@@ -12,6 +12,9 @@
 //!   [wasm] module=NAME log=info message="..."        (one per log record)
 //!   [wasm] module=NAME result=V fuel_used=N [hook_output=a,b]
 //!   [wasm] module=NAME error=CODE [details] fuel_used=N      (on any failure)
+//! wasm compile NAME [--grant FN]... WAT      (WAT = rest of the line, in-kernel compiler)
+//!   [wasm] module=NAME compiled bytes=N
+//!   [wasm] module=NAME error=wat line=L column=C reason="..."
 //! wasm info NAME
 //!   module=NAME bytes=N
 //!   manifest hook=H fuel=F memory_pages=P
@@ -63,7 +66,7 @@ pub enum AddWatError {
     Manifest(crate::manifest::ManifestError),
 }
 
-impl<S: HostServices + Clone + Send + Sync + 'static> WasmShell<S> {
+impl<S: HostServices + Clone + 'static> WasmShell<S> {
     /// An empty shell; each module gets a clone of `services`.
     pub fn new(services: S) -> Self {
         Self {
@@ -126,9 +129,52 @@ impl<S: HostServices + Clone + Send + Sync + 'static> WasmShell<S> {
             ["list"] => self.list(),
             ["info", name] => self.info(name),
             ["run", name, rest @ ..] => self.run(name, rest),
+            ["compile", name, rest @ ..] if !rest.is_empty() => self.compile(name, rest),
             _ => alloc::vec![String::from(
-                "usage: wasm list | wasm run NAME [args] | wasm info NAME"
+                "usage: wasm list | wasm run NAME [args] | wasm info NAME | \
+                 wasm compile NAME [--grant FN]... WAT"
             )],
+        }
+    }
+
+    /// `wasm compile NAME [--grant FN]... WAT...`: compiles the WAT text (the rest of the
+    /// line) with the in-kernel compiler and adds it under NAME with a default manifest
+    /// granting the listed host functions.
+    fn compile(&mut self, name: &str, args: &[&str]) -> Vec<String> {
+        let mut manifest = Manifest::default();
+        let mut rest = args;
+        while let ["--grant", function, tail @ ..] = rest {
+            if crate::host::host_function(function).is_none() {
+                return alloc::vec![format!(
+                    "[wasm] module={name} error=manifest reason=\"`{function}` is not a host function\""
+                )];
+            }
+            if !manifest.grants(function) {
+                manifest.grants.push(String::from(*function));
+            }
+            rest = tail;
+        }
+        let source = rest.join(" ");
+        match self.add_wat(name, &source, &manifest) {
+            Ok(()) => {
+                let bytes = self
+                    .modules
+                    .iter()
+                    .find(|m| m.name == name)
+                    .map_or(0, |m| m.bytes.len());
+                alloc::vec![format!("[wasm] module={name} compiled bytes={bytes}")]
+            }
+            Err(AddWatError::Compile(e)) => alloc::vec![format!(
+                "[wasm] module={name} error=wat line={} column={} reason=\"{}\"",
+                e.line,
+                e.column,
+                e.kind.to_string().replace('"', "'")
+            )],
+            Err(AddWatError::Manifest(e)) => {
+                alloc::vec![format!(
+                    "[wasm] module={name} error=manifest reason=\"{e}\""
+                )]
+            }
         }
     }
 

@@ -227,7 +227,7 @@ impl Runtime {
 
     /// Loads, links and instantiates a module. Fails with a typed error naming the module
     /// (and, for link errors, the import).
-    pub fn load<S: HostServices + Send + Sync + 'static>(
+    pub fn load<S: HostServices + 'static>(
         &self,
         name: &str,
         bytes: &[u8],
@@ -474,7 +474,7 @@ fn map_name<S>(caller: &mut Caller<'_, HostState<S>>, map: i32) -> HostResult<St
 }
 
 /// Adds host function `name` to the linker. Only called for granted functions.
-fn define_host_function<S: HostServices + Send + Sync + 'static>(
+fn define_host_function<S: HostServices + 'static>(
     linker: &mut Linker<HostState<S>>,
     name: &str,
 ) -> Result<(), String> {

@@ -1,7 +1,7 @@
 //! `wasm list|run|info` through the portable shell, on a bundle of the library modules.
 
 use wasm::bundle::{self, BundleEntry};
-use wasm::manifest::with_manifest;
+use wasm::manifest::{strip_custom_sections, with_manifest};
 use wasm::{InMemoryServices, Manifest, WasmShell};
 
 fn library_bundle() -> Vec<u8> {
@@ -152,4 +152,40 @@ fn usage_and_wat_modules() {
         .add_wat("broken", "(module (func (i32.add)))", &manifest)
         .unwrap_err();
     assert!(format!("{err:?}").contains("StackUnderflow"));
+}
+
+#[test]
+fn compile_adds_a_module_from_wat_on_the_command_line() {
+    let mut shell = shell();
+    let source = "(module (import \"anneal\" \"hook_input\" (func $in (param i32) (result i64))) \
+                  (func (export \"run\") (result i64) (i64.mul (call $in (i32.const 0)) (i64.const 3))))";
+    // Independently: the host wat crate's bytes (names dropped) with the same manifest.
+    let manifest = Manifest {
+        grants: vec!["hook_input".into()],
+        ..Manifest::default()
+    };
+    let expected = with_manifest(
+        &strip_custom_sections(&wat::parse_str(source).unwrap()).unwrap(),
+        &manifest,
+    )
+    .unwrap();
+    assert_eq!(
+        shell.command_line(&format!("wasm compile echo --grant hook_input {source}")),
+        [format!(
+            "[wasm] module=echo compiled bytes={}",
+            expected.len()
+        )]
+    );
+    assert!(shell.command_line("wasm run echo 14")[0].starts_with("[wasm] module=echo result=42 "));
+    assert!(shell
+        .command_line("wasm list")
+        .iter()
+        .any(|l| l.contains("name=echo")));
+    assert_eq!(
+        shell.command_line("wasm compile bad (module (func (result i32) (i64.const 1)))"),
+        ["[wasm] module=bad error=wat line=1 column=28 reason=\"`end of function` expects i32 but found i64\""]
+    );
+    assert!(
+        shell.command_line("wasm compile x --grant reboot (module)")[0].contains("error=manifest")
+    );
 }

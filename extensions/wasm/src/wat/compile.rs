@@ -1020,7 +1020,12 @@ impl<'m, 'a> BodyCompiler<'m, 'a> {
                 },
             ));
         }
-        self.pop_all(&results, "end", pos)?;
+        let what = if frame.kind == FrameKind::Function {
+            "end of function"
+        } else {
+            "end of block"
+        };
+        self.pop_all(&results, what, pos)?;
         let frame = self.frames.pop().ok_or(err(pos, K::Unbalanced("`end`")))?;
         self.stack.truncate(frame.height);
         Ok(frame)
