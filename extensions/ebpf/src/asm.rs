@@ -73,6 +73,7 @@ pub enum AsmErrorKind {
 pub struct AsmError {
     /// 1-based line number in the source text.
     pub line: usize,
+    /// What is wrong.
     pub kind: AsmErrorKind,
 }
 

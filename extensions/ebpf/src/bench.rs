@@ -17,6 +17,7 @@ use crate::vm::{Program, RunOptions, Vm};
 /// One benchmark program.
 #[derive(Clone, Copy, Debug)]
 pub struct BenchProgram {
+    /// Name as in programs.jsonl.
     pub name: &'static str,
     /// Assembly text (bpf_conformance syntax).
     pub asm: &'static str,
@@ -79,6 +80,7 @@ pub fn input() -> Vec<u8> {
 /// Figures of one program.
 #[derive(Clone, Debug, PartialEq)]
 pub struct BenchResult {
+    /// Program name.
     pub name: &'static str,
     /// Instructions executed per run (measured, equals the program's `dynamic_insns`).
     pub instructions: u64,

@@ -48,10 +48,12 @@ struct Type {
 /// A BTF map definition read from `.maps`: the variable name and its shape.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BtfMap {
+    /// Variable name (the map's name).
     pub name: String,
     /// Offset of the variable as the DATASEC records it (0 in clang's object files, where
     /// the symbol table has the real offset).
     pub offset: u32,
+    /// Kind and sizes.
     pub def: MapDef,
 }
 

@@ -110,6 +110,7 @@ impl fmt::Display for ElfError {
 pub struct ElfMap {
     /// Symbol name (legacy maps) or section name (global data).
     pub name: String,
+    /// Kind and sizes.
     pub def: MapDef,
     /// Initial content of the single value (global data maps).
     pub initial: Option<Vec<u8>>,
@@ -129,6 +130,7 @@ pub struct ElfProgram {
 /// A parsed object.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ElfObject {
+    /// Programs, one per code section, in section order.
     pub programs: Vec<ElfProgram>,
     /// Maps in index order (`lddw` map fds refer to positions here).
     pub maps: Vec<ElfMap>,

@@ -25,9 +25,13 @@ use crate::sync::SpinLock;
 
 /// Linux map type numbers (`enum bpf_map_type`), used by ELF map definitions.
 pub mod map_type {
+    /// `BPF_MAP_TYPE_HASH`.
     pub const HASH: u32 = 1;
+    /// `BPF_MAP_TYPE_ARRAY`.
     pub const ARRAY: u32 = 2;
+    /// `BPF_MAP_TYPE_PERCPU_ARRAY`.
     pub const PERCPU_ARRAY: u32 = 6;
+    /// `BPF_MAP_TYPE_RINGBUF`.
     pub const RINGBUF: u32 = 27;
 }
 
@@ -70,6 +74,7 @@ impl MapKind {
 /// A map's shape.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MapDef {
+    /// What kind of map.
     pub kind: MapKind,
     /// Key size in bytes (4 for arrays, 0 for ring buffers).
     pub key_size: u32,

@@ -30,10 +30,13 @@ pub enum Expect {
 /// One self-test program.
 #[derive(Clone, Copy, Debug)]
 pub struct Case {
+    /// Short name for reports.
     pub name: &'static str,
+    /// Program text.
     pub asm: &'static str,
     /// Input memory (r1, r2 = length).
     pub input: &'static [u8],
+    /// The expected outcome.
     pub expect: Expect,
 }
 
@@ -138,6 +141,7 @@ pub const CASES: &[Case] = &[
 /// The outcome of [`run_all`].
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Report {
+    /// Cases that behaved as expected.
     pub passed: usize,
     /// Failed case names with what happened.
     pub failed: Vec<(&'static str, String)>,

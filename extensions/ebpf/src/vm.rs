@@ -110,7 +110,9 @@ impl fmt::Display for LoadError {
 /// Why a run stopped with an error. `pc` is the slot of the faulting instruction.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RunError {
+    /// Slot of the instruction that failed.
     pub pc: usize,
+    /// What went wrong.
     pub kind: RunErrorKind,
 }
 
@@ -714,7 +716,9 @@ impl Default for RunOptions {
 /// What a run returns: r0 and the instructions it executed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RunOutcome {
+    /// r0 at `exit`.
     pub r0: u64,
+    /// Instructions executed.
     pub instructions: u64,
 }
 
