@@ -290,3 +290,21 @@ fn stack_is_cleared_between_checked_runs() {
     assert_eq!(vm.run(&program, &mut [], &options, &p).unwrap().r0, 0);
     assert_eq!(vm.run(&program, &mut [], &options, &p).unwrap().r0, 0);
 }
+
+#[test]
+fn error_types_stay_small() {
+    // Errors travel through every run and load; keep them a few words (pinned so growth is
+    // a visible decision).
+    assert!(
+        std::mem::size_of::<RunError>() <= 48,
+        "{}",
+        std::mem::size_of::<RunError>()
+    );
+    assert!(
+        std::mem::size_of::<LoadError>() <= 40,
+        "{}",
+        std::mem::size_of::<LoadError>()
+    );
+    assert!(std::mem::size_of::<ebpf::asm::AsmError>() <= 64);
+    assert!(std::mem::size_of::<ebpf::elf::ElfError>() <= 64);
+}
