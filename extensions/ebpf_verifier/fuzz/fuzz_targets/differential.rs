@@ -1,9 +1,11 @@
 //! Differential fuzzing of the verifier against the bounds-checking reference interpreter.
 //!
-//! Input byte 0 picks the mode:
-//! - even: bytes 1..9 seed the structured generator (`testing::generate`), whose programs
+//! Input byte 0 picks the mode (its value modulo 3):
+//! - 0: bytes 1..9 seed the structured generator (`testing::generate`), whose programs
 //!   are built from templates so that many pass verification;
-//! - odd: the rest of the input is taken as raw instruction slots (anything at all).
+//! - 1: the same seed drives `testing::generate_joins` (long programs full of joins, loops
+//!   and spills, mostly accepted: exercises state merging and liveness);
+//! - 2: the rest of the input is taken as raw instruction slots (anything at all).
 //!
 //! Either way the program is verified; if it is accepted it runs on several random contexts
 //! in `testing::refvm`, and any safety violation (out-of-bounds access, uninitialised read,
@@ -11,7 +13,7 @@
 //! The verifier itself must never panic on any input.
 #![no_main]
 
-use ebpf_verifier::testing::{check_one, check_program, CheckOutcome};
+use ebpf_verifier::testing::{check_one, check_program, generate_joins, CheckOutcome};
 use ebpf_verifier::RawInsn;
 use libfuzzer_sys::fuzz_target;
 
@@ -19,14 +21,19 @@ fuzz_target!(|data: &[u8]| {
     let Some((&mode, rest)) = data.split_first() else {
         return;
     };
-    if mode & 1 == 0 {
-        let mut seed = [0u8; 8];
-        for (s, b) in seed.iter_mut().zip(rest) {
-            *s = *b;
-        }
-        let seed = u64::from_le_bytes(seed);
+    let mut seed = [0u8; 8];
+    for (s, b) in seed.iter_mut().zip(rest) {
+        *s = *b;
+    }
+    let seed = u64::from_le_bytes(seed);
+    if mode % 3 == 0 {
         if let (program, CheckOutcome::Violation(v)) = check_one(seed) {
             panic!("seed {seed}: accepted program violates safety: {v:?}\n{program:?}");
+        }
+    } else if mode % 3 == 1 {
+        let program = generate_joins(seed);
+        if let CheckOutcome::Violation(v) = check_program(&program, seed, 4) {
+            panic!("joins seed {seed}: accepted program violates safety: {v:?}\n{program:?}");
         }
     } else {
         let program: Vec<RawInsn> = rest

@@ -340,7 +340,14 @@ pub fn generate(seed: u64) -> Vec<RawInsn> {
             g.push(RawInsn::new(0x7a, 10, 0, -8 * slot, imm));
         }
     }
-    for _ in 0..1 + g.below(10) {
+    // Mostly short programs (most reach the end of the analysis), sometimes long ones whose
+    // many joins exercise state merging and liveness.
+    let blocks = if g.chance(15) {
+        10 + g.below(40)
+    } else {
+        1 + g.below(10)
+    };
+    for _ in 0..blocks {
         g.block(0);
     }
     if g.chance(95) {
@@ -353,6 +360,101 @@ pub fn generate(seed: u64) -> Vec<RawInsn> {
             g.push(RawInsn::new(0xbf, 0, src, 0, 0));
         }
     }
+    g.push(RawInsn::new(0x95, 0, 0, 0, 0));
+    g.out
+}
+
+/// A long program built only from safe templates (so it is usually accepted) with many
+/// `if`/`else` joins, loops and spills: it exercises state merging and liveness, which
+/// short random programs rarely reach.
+pub fn generate_joins(seed: u64) -> Vec<RawInsn> {
+    let mut g = Gen {
+        rng: Rng(seed.wrapping_mul(0xd134_2543_de82_ef95) | 1),
+        out: Vec::new(),
+    };
+    g.push(RawInsn::new(0xbf, 6, 1, 0, 0));
+    for r in 7..=9u8 {
+        let imm = g.imm();
+        g.push(RawInsn::new(0xb7, r, 0, 0, imm));
+    }
+    for slot in 1..=4i16 {
+        let imm = g.imm();
+        g.push(RawInsn::new(0x7a, 10, 0, -8 * slot, imm));
+    }
+    let safe_reg = |g: &mut Gen| 7 + g.below(3) as u8;
+    let alu = |g: &mut Gen| {
+        let op = [0x00, 0x10, 0x20, 0x40, 0x50, 0xa0, 0x60, 0x70, 0x30, 0x90][g.below(10) as usize];
+        let class = if g.chance(70) { 0x07 } else { 0x04 };
+        let dst = safe_reg(g);
+        let mut imm = g.imm();
+        if matches!(op, 0x60 | 0x70) {
+            imm &= 31;
+        }
+        RawInsn::new(op | class, dst, 0, 0, imm)
+    };
+    for _ in 0..20 + g.below(40) {
+        match g.below(7) {
+            0 => {
+                let i = alu(&mut g);
+                g.push(i);
+            }
+            1 => {
+                let dst = safe_reg(&mut g);
+                let off = 4 * g.below(15) as i16;
+                g.push(RawInsn::new(0x61, dst, 6, off, 0));
+            }
+            2 | 3 => {
+                // if (rA cond imm) { alu } else { alu }
+                let op = JMP_OPS[g.below(JMP_OPS.len() as u64) as usize];
+                let class = if g.chance(70) { 0x05 } else { 0x06 };
+                let a = safe_reg(&mut g);
+                let imm = g.imm();
+                let then_block = alu(&mut g);
+                let else_block = alu(&mut g);
+                g.push(RawInsn::new(op | class, a, 0, 2, imm));
+                g.push(else_block);
+                g.push(RawInsn::new(0x05, 0, 0, 1, 0));
+                g.push(then_block);
+            }
+            4 => {
+                let src = safe_reg(&mut g);
+                let dst = safe_reg(&mut g);
+                let off = -8 * (1 + g.below(4) as i16);
+                g.push(RawInsn::new(0x7b, 10, src, off, 0));
+                g.push(RawInsn::new(0x79, dst, 10, off, 0));
+            }
+            5 => {
+                // r0 = *(u8 *)(fp - 32 + (rX & 31))
+                let x = safe_reg(&mut g);
+                g.push(RawInsn::new(0xbf, 2, x, 0, 0));
+                // Now and then one past the safe mask: must be rejected, never run.
+                let mask = if g.chance(3) { 32 } else { 31 };
+                g.push(RawInsn::new(0x57, 2, 0, 0, mask));
+                g.push(RawInsn::new(0xbf, 3, 10, 0, 0));
+                g.push(RawInsn::new(0x07, 3, 0, 0, -32));
+                g.push(RawInsn::new(0x0f, 3, 2, 0, 0));
+                let dst = safe_reg(&mut g);
+                g.push(RawInsn::new(0x71, dst, 3, 0, 0));
+            }
+            _ => {
+                // Map lookup, null check, bounded access.
+                g.push(RawInsn::new(0xbf, 2, 10, 0, 0));
+                g.push(RawInsn::new(0x07, 2, 0, 0, -8));
+                g.push(RawInsn::new(0x18, 1, 1, 0, 0));
+                g.push(RawInsn::new(0, 0, 0, 0, 0));
+                g.push(RawInsn::new(0x85, 0, 0, 0, 1));
+                let x = safe_reg(&mut g);
+                g.push(RawInsn::new(0x15, 0, 0, 4, 0));
+                g.push(RawInsn::new(0xbf, 2, x, 0, 0));
+                let mask = if g.chance(3) { 15 } else { 7 };
+                g.push(RawInsn::new(0x57, 2, 0, 0, mask));
+                g.push(RawInsn::new(0x0f, 0, 2, 0, 0));
+                let size = SIZES[g.below(4) as usize];
+                g.push(RawInsn::new(0x63 | size, 0, x, 0, 0));
+            }
+        }
+    }
+    g.push(RawInsn::new(0xbf, 0, 7, 0, 0));
     g.push(RawInsn::new(0x95, 0, 0, 0, 0));
     g.out
 }
@@ -422,6 +524,24 @@ mod tests {
             }
         }
         assert!(accepted * 10 >= total, "only {accepted}/{total} accepted");
+    }
+
+    /// Long join-heavy programs: mostly accepted, never unsafe.
+    #[test]
+    fn merged_states_stay_sound() {
+        let mut accepted = 0;
+        for seed in 0..300u64 {
+            let program = generate_joins(seed);
+            match check_program(&program, seed, 4) {
+                CheckOutcome::Violation(v) => panic!("seed {seed}: {v:?}\n{program:?}"),
+                CheckOutcome::Accepted => accepted += 1,
+                CheckOutcome::Rejected => {}
+            }
+        }
+        assert!(
+            accepted >= 150,
+            "only {accepted}/300 join programs accepted"
+        );
     }
 
     #[test]
