@@ -33,8 +33,8 @@ use crate::cfg::Cfg;
 use crate::config::VerifierConfig;
 use crate::error::{RegionName, VerifyError, VerifyErrorKind};
 use crate::limits::{
-    MAX_POINTER_OFFSET, MAX_STATES_PER_INSN, MAX_STORED_STATES, MERGE_AFTER_STATES,
-    STACK_FRAME_SIZE,
+    MAX_HELPER_MEMORY_SIZE, MAX_POINTER_OFFSET, MAX_STATES_PER_INSN, MAX_STORED_STATES,
+    MERGE_AFTER_STATES, STACK_FRAME_SIZE,
 };
 use crate::scalar::Scalar;
 use crate::state::{ByteKind, Frame, Region, Stack, State, Value};
@@ -1011,7 +1011,7 @@ impl<'a> Analyzer<'a> {
                         return wrong(&v);
                     };
                     if let Some((region, offset, writable)) = pending.take() {
-                        if size.umax > (1 << 20) {
+                        if size.umax > MAX_HELPER_MEMORY_SIZE {
                             return err(VerifyErrorKind::HelperSizeUnbounded {
                                 helper,
                                 arg: arg_no,

@@ -44,3 +44,8 @@ pub const MAX_PENDING_PATHS: usize = 65_536;
 /// finished one. Small enough that a chain of `if`s costs linear time, large enough that
 /// the common few-path cases keep their full precision.
 pub const MERGE_AFTER_STATES: usize = 4;
+
+/// Largest size a helper's memory-size argument may be proven to stay below (1 MiB). Sizes
+/// with a larger (or no) upper bound are rejected before the bounds check, so the check's
+/// arithmetic stays small; no region a program can point to is that large.
+pub const MAX_HELPER_MEMORY_SIZE: u64 = 1 << 20;

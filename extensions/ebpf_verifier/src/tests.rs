@@ -1077,3 +1077,17 @@ fn summary_counts() {
     assert_eq!(s.max_call_depth, 2);
     assert_eq!(s.subprograms, 1);
 }
+
+#[test]
+fn error_size_is_pinned_and_every_message_names_the_instruction() {
+    // Errors travel through the model's retry loop and the extension history: keep them small.
+    assert!(
+        core::mem::size_of::<crate::VerifyError>() <= 48,
+        "VerifyError grew to {} bytes",
+        core::mem::size_of::<crate::VerifyError>()
+    );
+    let e = verify(&[exit()], &config()).unwrap_err();
+    let text = alloc::format!("{e}");
+    assert!(text.starts_with("insn=0: "), "{text}");
+    assert!(text.len() > "insn=0: ".len() + 10, "{text}");
+}
