@@ -12,10 +12,6 @@ pub const MAX_FUEL_PER_CALL: u64 = 50_000_000;
 /// hundred instructions) with two orders of magnitude to spare.
 pub const DEFAULT_FUEL_PER_CALL: u64 = 100_000;
 
-/// Fuel allowed for instantiation (data segments, a start function). Instantiation is a
-/// one-off, so it gets the same ceiling as a call.
-pub const INSTANTIATION_FUEL: u64 = MAX_FUEL_PER_CALL;
-
 /// Most 64 KiB pages of linear memory one module may have (4 MiB). Kernel heap is shared
 /// with the model's KV cache; policies and services need kilobytes, not megabytes.
 pub const MAX_MEMORY_PAGES: u32 = 64;

@@ -286,13 +286,16 @@ impl Runtime {
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limiter);
+        // Instantiation (data segments, a start function) runs under the same budget as a
+        // call: a start function is just another entry into the module.
+        let instantiation_fuel = store.data().manifest.fuel_per_call;
         store
-            .set_fuel(limits::INSTANTIATION_FUEL)
+            .set_fuel(instantiation_fuel)
             .map_err(|e| ExtensionError::new(name, ErrorKind::Invalid(e.to_string())))?;
         let instance = match linker.instantiate_and_start(&mut store, &module) {
             Ok(instance) => instance,
             Err(e) => {
-                let fault = classify(e, store.data_mut(), limits::INSTANTIATION_FUEL);
+                let fault = classify(e, store.data_mut(), instantiation_fuel);
                 return Err(ExtensionError::new(name, ErrorKind::Fault(fault)));
             }
         };

@@ -296,3 +296,36 @@ fn host_functions_refuse_bad_arguments_as_module_faults() {
     let e = ext.call("run", &[], &[0; 65]).unwrap_err().error;
     assert_eq!(e.kind, ErrorKind::TooManyHookInputs { given: 65 });
 }
+
+#[test]
+fn start_function_runs_under_the_call_budget() {
+    let manifest = Manifest {
+        fuel_per_call: 1000,
+        ..Manifest::default()
+    };
+    let spinning = wat::parse_str("(module (func $s (loop $l (br $l))) (start $s))").unwrap();
+    let bytes = with_manifest(&spinning, &manifest).unwrap();
+    let err = Runtime::new()
+        .load("spinstart", &bytes, services())
+        .err()
+        .unwrap();
+    assert_eq!(
+        err.kind,
+        ErrorKind::Fault(Fault::OutOfFuel { budget: 1000 })
+    );
+    // A full page of data segments still instantiates with a tiny budget.
+    let data = format!(
+        "(module (memory 1) (data (i32.const 0) \"{}\") (func (export \"run\") (result i32) (i32.load8_u (i32.const 65535))))",
+        "\\07".repeat(65536)
+    );
+    let manifest = Manifest {
+        fuel_per_call: 10,
+        ..Manifest::default()
+    };
+    let bytes = with_manifest(&wat::parse_str(&data).unwrap(), &manifest).unwrap();
+    let mut ext = Runtime::new().load("data", &bytes, services()).unwrap();
+    assert_eq!(
+        ext.call("run", &[], &[]).unwrap().results,
+        vec![Value::I32(7)]
+    );
+}
