@@ -11,7 +11,7 @@
 //! - [`bundle`]: the container of named modules the kernel loads (built by `wasm_pack`);
 //! - [`wat`]: a compiler for a documented WAT subset, for model-written modules in-kernel;
 //! - [`console`]: `wasm list|run|info` as a portable function the kernel's shell calls;
-//! - [`bench`]: call-overhead benchmarks the host and the kernel both run.
+//! - [`mod@bench`]: call-overhead benchmarks the host and the kernel both run.
 
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]

@@ -329,3 +329,105 @@ fn start_function_runs_under_the_call_budget() {
         vec![Value::I32(7)]
     );
 }
+
+#[test]
+fn host_quotas_and_handles_are_enforced() {
+    let text = r#"(module
+      (import "anneal" "console_write" (func $write (param i32 i32)))
+      (import "anneal" "log" (func $log (param i32 i32 i32)))
+      (import "anneal" "map_lookup" (func $lookup (param i32 i32 i32 i32 i32) (result i32)))
+      (import "anneal" "hook_output" (func $out (param i32 i64)))
+      (memory (export "memory") 1)
+      (func (export "flood") (loop $l (call $write (i32.const 0) (i32.const 4096)) (br $l)))
+      (func (export "chatter") (loop $l (call $log (i32.const 3) (i32.const 0) (i32.const 1)) (br $l)))
+      (func (export "bad_map") (result i32)
+        (call $lookup (i32.const 1) (i32.const 0) (i32.const 4) (i32.const 8) (i32.const 8)))
+      (func (export "negative_len") (result i32)
+        (call $lookup (i32.const 0) (i32.const 0) (i32.const -1) (i32.const 8) (i32.const 8)))
+      (func (export "bad_output") (call $out (i32.const 16) (i64.const 1))))"#;
+    let manifest = Manifest {
+        grants: vec![
+            "console_write".into(),
+            "log".into(),
+            "map_lookup".into(),
+            "hook_output".into(),
+        ],
+        maps: vec!["counts".into()],
+        fuel_per_call: 1_000_000,
+        ..Manifest::default()
+    };
+    let bytes = with_manifest(&wat::parse_str(text).unwrap(), &manifest).unwrap();
+    let mut ext = Runtime::new().load("quota", &bytes, services()).unwrap();
+    let fault = |ext: &mut wasm::Extension<InMemoryServices>, export: &str| {
+        ext.call(export, &[], &[]).unwrap_err()
+    };
+    let flood = fault(&mut ext, "flood");
+    assert_eq!(
+        flood.error.kind,
+        ErrorKind::Fault(Fault::Host(HostFault::ConsoleQuota))
+    );
+    // What was written before the quota hit is kept, and no more than the quota.
+    assert_eq!(
+        flood.console.len(),
+        wasm::limits::MAX_CONSOLE_BYTES_PER_CALL
+    );
+    let chatter = fault(&mut ext, "chatter");
+    assert_eq!(
+        chatter.error.kind,
+        ErrorKind::Fault(Fault::Host(HostFault::LogQuota))
+    );
+    assert_eq!(chatter.logs.len(), wasm::limits::MAX_LOG_RECORDS_PER_CALL);
+    assert_eq!(
+        fault(&mut ext, "bad_map").error.kind,
+        ErrorKind::Fault(Fault::Host(HostFault::BadMapHandle(1)))
+    );
+    assert_eq!(
+        fault(&mut ext, "negative_len").error.kind,
+        ErrorKind::Fault(Fault::Host(HostFault::BadPointer { ptr: 0, len: -1 }))
+    );
+    assert_eq!(
+        fault(&mut ext, "bad_output").error.kind,
+        ErrorKind::Fault(Fault::Host(HostFault::HookOutputIndex(16)))
+    );
+}
+
+#[test]
+fn pointer_functions_need_an_exported_memory() {
+    let text = r#"(module
+      (import "anneal" "console_write" (func $write (param i32 i32)))
+      (memory 1)
+      (func (export "run") (call $write (i32.const 0) (i32.const 1))))"#;
+    let manifest = Manifest {
+        grants: vec!["console_write".into()],
+        ..Manifest::default()
+    };
+    let bytes = with_manifest(&wat::parse_str(text).unwrap(), &manifest).unwrap();
+    let mut ext = Runtime::new().load("nomem", &bytes, services()).unwrap();
+    assert_eq!(
+        ext.call("run", &[], &[]).unwrap_err().error.kind,
+        ErrorKind::Fault(Fault::Host(HostFault::NoMemoryExport))
+    );
+}
+
+#[test]
+fn modules_are_isolated_from_each_other() {
+    // Two instances of the same module: state in one never shows in the other.
+    let text = r#"(module (global $n (mut i32) (i32.const 0))
+      (func (export "run") (result i32)
+        (global.set $n (i32.add (global.get $n) (i32.const 1))) (global.get $n)))"#;
+    let bytes = with_manifest(&wat::parse_str(text).unwrap(), &Manifest::default()).unwrap();
+    let runtime = Runtime::new();
+    let mut a = runtime.load("a", &bytes, services()).unwrap();
+    let mut b = runtime.load("b", &bytes, services()).unwrap();
+    for _ in 0..3 {
+        a.call("run", &[], &[]).unwrap();
+    }
+    assert_eq!(
+        a.call("run", &[], &[]).unwrap().results,
+        vec![Value::I32(4)]
+    );
+    assert_eq!(
+        b.call("run", &[], &[]).unwrap().results,
+        vec![Value::I32(1)]
+    );
+}

@@ -1,8 +1,8 @@
 //! In-kernel compiler for a documented subset of the WebAssembly text format (WAT).
 //!
 //! The model writes WAT; the kernel cannot use the host `wat` crate (it needs std), so this
-//! is a small compiler of its own: [`parse`] reads the text into an S-expression tree with
-//! positions, [`compile`](mod@compile) resolves names, type-checks every instruction and
+//! is a small compiler of its own: `parse` reads the text into an S-expression tree with
+//! positions, `compile` resolves names, type-checks every instruction and
 //! emits a binary module with `wasm-encoder`. Type-checking here (not only in wasmi's
 //! validator later) is what lets every error name a line and column and say what was wrong
 //! in words the model can act on when the message goes back into its prompt.
