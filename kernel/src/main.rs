@@ -32,6 +32,8 @@ mod console;
 #[cfg(target_os = "none")]
 mod drivers;
 #[cfg(target_os = "none")]
+mod extensions;
+#[cfg(target_os = "none")]
 mod interrupts;
 #[cfg(target_os = "none")]
 mod layout;
