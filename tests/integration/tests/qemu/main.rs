@@ -12,9 +12,11 @@
 
 mod board_virt;
 mod console;
+mod ebpf;
 mod faults;
 mod qemu_sh;
 mod rpi4;
+mod wasm;
 
 use std::fmt;
 
