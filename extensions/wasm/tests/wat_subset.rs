@@ -641,17 +641,7 @@ fn generated_statement_programs_match_wat_in_bytes_and_behaviour() {
 fn flatten_all(text: &str) -> String {
     let tree = wasm::wat::read(text).unwrap();
     tree.iter()
-        .map(|node| {
-            let mut s = String::new();
-            match node {
-                wasm::wat::Sexpr::List(..) => {
-                    // Re-serialise this node and flatten it.
-                    s = flatten(&serialise(node));
-                }
-                _ => unreachable!(),
-            }
-            s
-        })
+        .map(|node| flatten(&serialise(node)))
         .collect::<Vec<_>>()
         .join("\n    ")
 }
