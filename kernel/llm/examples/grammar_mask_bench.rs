@@ -46,9 +46,11 @@ fn main() {
     let trie_ms = started.elapsed().as_secs_f64() * 1e3;
     if !json {
         println!(
-            "vocabulary {} tokens, trie {} nodes, built in {trie_ms:.1} ms",
+            "vocabulary {} tokens ({} KiB), trie {} nodes ({} KiB), built in {trie_ms:.1} ms",
             tokenizer.vocab_size(),
-            trie.node_count()
+            tokenizer.heap_bytes() / 1024,
+            trie.node_count(),
+            trie.heap_bytes() / 1024
         );
     }
     let cases: &[(&str, &str, &str)] = &[

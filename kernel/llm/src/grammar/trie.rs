@@ -130,6 +130,17 @@ impl VocabTrie {
         self.token_offsets.len().saturating_sub(1)
     }
 
+    /// Heap bytes held by the trie (for the console's memory report).
+    pub fn heap_bytes(&self) -> usize {
+        self.nodes.capacity() * core::mem::size_of::<Node>()
+            + (self.node_tokens.capacity()
+                + self.token_offsets.capacity()
+                + self.end_tokens.capacity())
+                * 4
+            + self.token_bytes.capacity()
+            + self.generatable.capacity()
+    }
+
     /// Number of trie nodes (for diagnostics and benchmarks).
     pub fn node_count(&self) -> usize {
         self.nodes.len()

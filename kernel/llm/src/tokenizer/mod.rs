@@ -386,6 +386,21 @@ impl Tokenizer {
         Self::new(model, &data)
     }
 
+    /// Heap bytes held by the tables (for the console's memory report).
+    pub fn heap_bytes(&self) -> usize {
+        use core::mem::size_of;
+        self.text.capacity()
+            + self.bytes.capacity()
+            + (self.text_offsets.capacity()
+                + self.byte_offsets.capacity()
+                + self.sorted_ids.capacity())
+                * 4
+            + self.types.capacity() * size_of::<TokenType>()
+            + self.scores.capacity() * 4
+            + self.merges.capacity() * size_of::<(u64, u32, u32)>()
+            + self.special_ids.capacity() * 4
+    }
+
     /// The algorithm family.
     pub fn model(&self) -> TokenizerModel {
         self.model
