@@ -1,8 +1,8 @@
-//! Cost of the grammar mask per token on a real vocabulary:
+//! Cost of the grammar mask per token (and tokenizer throughput) on a real vocabulary:
 //! `cargo run --release -p llm --example grammar_mask_bench -- [MODEL.gguf] [--json]`.
 //!
-//! Loads the tokenizer from the GGUF file (default: the SmolLM2 model in models/cache), builds
-//! the vocabulary trie, then for several grammar states (start of output, inside an instruction,
+//! Loads the tokenizer from the GGUF file (default: the SmolLM2 model in models/cache), times
+//! encode/decode of ~16 KB of grammar text, builds the vocabulary trie, then for several grammar states (start of output, inside an instruction,
 //! inside a comment or string where almost every token is allowed) times `GrammarState::mask`
 //! over many repetitions and prints the mean microseconds per mask, the allowed-token count and
 //! the number of parse stacks. One line per state; with `--json`, one JSON object per line.
@@ -51,6 +51,32 @@ fn main() {
             tokenizer.heap_bytes() / 1024,
             trie.node_count(),
             trie.heap_bytes() / 1024
+        );
+    }
+    // Tokenizer throughput on code-like text (encode with special parsing, then decode).
+    let text = include_str!("../src/grammar/wat.gbnf").repeat(4);
+    let started = Instant::now();
+    let ids = tokenizer.encode(&text, false, true).expect("encodes");
+    let encode_us = started.elapsed().as_secs_f64() * 1e6;
+    let started = Instant::now();
+    let decoded = tokenizer.decode(&ids, true);
+    let decode_us = started.elapsed().as_secs_f64() * 1e6;
+    assert_eq!(decoded, text.as_bytes());
+    if json {
+        println!(
+            "{{\"bench\":\"tokenizer\",\"bytes\":{},\"tokens\":{},\"encode_mb_s\":{:.2},\"decode_mb_s\":{:.2}}}",
+            text.len(),
+            ids.len(),
+            text.len() as f64 / encode_us,
+            text.len() as f64 / decode_us
+        );
+    } else {
+        println!(
+            "tokenizer: {} bytes -> {} tokens, encode {:.2} MB/s, decode {:.2} MB/s",
+            text.len(),
+            ids.len(),
+            text.len() as f64 / encode_us,
+            text.len() as f64 / decode_us
         );
     }
     let cases: &[(&str, &str, &str)] = &[
