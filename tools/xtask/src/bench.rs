@@ -34,6 +34,16 @@ pub const BENCHES: &[Bench] = &[Bench {
     about:
         "time from QEMU start to the first console prompt (median of 5) and the kernel image size",
     run: run_boot,
+},
+Bench {
+    name: "ebpf",
+    about: "eBPF interpreter ns/instruction (host and in QEMU virt cortex-a72) and verifier time/memory against size",
+    run: crate::bench_ebpf::run,
+},
+Bench {
+    name: "wasm",
+    about: "WASM call overhead in QEMU: empty export, host call, loops per fuel setting (host for comparison)",
+    run: crate::bench_wasm::run,
 }];
 
 /// Where results go: JSON lines or a table on stdout.

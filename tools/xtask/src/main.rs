@@ -12,6 +12,8 @@
 
 mod args;
 mod bench;
+mod bench_ebpf;
+mod bench_wasm;
 mod error;
 mod image;
 mod json;
