@@ -2,9 +2,9 @@
 //! `cargo run --release -p llm --example grammar_mask_bench -- [MODEL.gguf] [--json]`.
 //!
 //! Loads the tokenizer from the GGUF file (default: the SmolLM2 model in models/cache), times
-//! encode/decode of ~16 KB of grammar text, builds the vocabulary trie, then for several grammar states (start of output, inside an instruction,
-//! inside a comment or string where almost every token is allowed) times `GrammarState::mask`
-//! over many repetitions and prints the mean microseconds per mask, the allowed-token count and
+//! encode/decode of ~16 KB of grammar text, builds the vocabulary trie, then for several
+//! grammar states (start of output, inside an instruction, inside a comment or string where
+//! almost every token is allowed) times `GrammarState::mask` over many repetitions and prints the mean microseconds per mask, the allowed-token count and
 //! the number of parse stacks. One line per state; with `--json`, one JSON object per line.
 
 use std::sync::Arc;
