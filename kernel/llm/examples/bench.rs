@@ -57,6 +57,7 @@ fn main() {
     }
     let prompt_s = t0.elapsed().as_secs_f64();
     let t1 = Instant::now();
+    let mut generated = vec![next];
     for i in 0..gen {
         let pos = prompt_len + i;
         next = argmax(
@@ -64,12 +65,13 @@ fn main() {
                 .forward(next, pos, par)
                 .unwrap_or_else(|e| panic!("{e}")),
         ) as u32;
+        generated.push(next);
     }
     let gen_s = t1.elapsed().as_secs_f64();
     println!(
         "{{\"model\":\"{}\",\"workers\":{},\"load_ms\":{:.1},\"prompt_tokens\":{},\"prompt_tok_s\":{:.2},\
          \"ttft_ms\":{:.1},\"gen_tokens\":{},\"gen_tok_s\":{:.2},\"weights_bytes\":{},\
-         \"session_bytes\":{},\"kv_cache_bytes\":{},\"last_token\":{}}}",
+         \"session_bytes\":{},\"kv_cache_bytes\":{},\"prompt\":{:?},\"greedy\":{:?}}}",
         path,
         workers,
         load_ms,
@@ -81,6 +83,7 @@ fn main() {
         model.weight_bytes(),
         session.memory_bytes(),
         session.kv_cache_bytes(),
-        next
+        prompt,
+        generated
     );
 }

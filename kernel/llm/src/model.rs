@@ -841,3 +841,160 @@ pub fn argmax(logits: &[f32]) -> usize {
     }
     best
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gguf::writer::{write, WTensor, WValue};
+    use crate::parallel::Sequential;
+    use crate::quant::quantize_row;
+    use alloc::string::ToString;
+
+    /// A 1-layer Llama with dim 64, 2 heads (1 KV head), FFN 64, vocab 8: Q8_0 and Q4_1
+    /// matrices, F32 norms, tied embeddings.
+    fn tiny(skip: Option<&str>, arch: &str) -> Vec<u8> {
+        let (dim, ffn, vocab, kv) = (64usize, 64usize, 8usize, 32usize);
+        let mut seed = 7u32;
+        let mut m = |name: &str, rows: usize, cols: usize, ty: GgmlType| {
+            let mut data = Vec::new();
+            let x: Vec<f32> = (0..rows * cols)
+                .map(|_| {
+                    seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                    ((seed >> 8) as f32 / (1u32 << 24) as f32 - 0.5) * 0.5
+                })
+                .collect();
+            assert!(quantize_row(ty, &x, &mut data));
+            WTensor {
+                name: name.to_string(),
+                dims: vec![cols as u64, rows as u64],
+                ggml_type: ty,
+                data,
+            }
+        };
+        let norm = |name: &str| WTensor {
+            name: name.to_string(),
+            dims: vec![dim as u64],
+            ggml_type: GgmlType::F32,
+            data: (0..dim).flat_map(|_| 1.0f32.to_le_bytes()).collect(),
+        };
+        let tensors = vec![
+            m("token_embd.weight", vocab, dim, GgmlType::Q8_0),
+            norm("blk.0.attn_norm.weight"),
+            m("blk.0.attn_q.weight", dim, dim, GgmlType::Q4_1),
+            m("blk.0.attn_k.weight", kv, dim, GgmlType::Q4_1),
+            m("blk.0.attn_v.weight", kv, dim, GgmlType::Q8_0),
+            m("blk.0.attn_output.weight", dim, dim, GgmlType::Q4_0),
+            norm("blk.0.ffn_norm.weight"),
+            m("blk.0.ffn_gate.weight", ffn, dim, GgmlType::Q4_1),
+            m("blk.0.ffn_up.weight", ffn, dim, GgmlType::F16),
+            m("blk.0.ffn_down.weight", dim, ffn, GgmlType::Q8_0),
+            norm("output_norm.weight"),
+        ];
+        let tensors: Vec<WTensor> = tensors
+            .into_iter()
+            .filter(|t| Some(t.name.as_str()) != skip)
+            .collect();
+        let md = vec![
+            (
+                "general.architecture".to_string(),
+                WValue::Str(arch.to_string()),
+            ),
+            (
+                "llama.embedding_length".to_string(),
+                WValue::U32(dim as u32),
+            ),
+            ("llama.block_count".to_string(), WValue::U32(1)),
+            ("llama.attention.head_count".to_string(), WValue::U32(2)),
+            ("llama.attention.head_count_kv".to_string(), WValue::U32(1)),
+            (
+                "llama.feed_forward_length".to_string(),
+                WValue::U32(ffn as u32),
+            ),
+            ("llama.rope.freq_base".to_string(), WValue::F32(10000.0)),
+        ];
+        write(&md, &tensors)
+    }
+
+    #[test]
+    fn tiny_model_loads_and_runs() {
+        let file = tiny(None, "llama");
+        let mut calls = 0;
+        let model = Model::load(&file, &mut |p| {
+            calls += 1;
+            assert!(p.done <= p.total);
+        })
+        .unwrap();
+        assert_eq!(calls, 3 + 9);
+        let c = model.config();
+        assert_eq!((c.dim, c.head_dim, c.kv_dim, c.vocab_size), (64, 32, 32, 8));
+        assert!(c.tied_embeddings);
+        assert_eq!(c.rms_eps, 1e-5);
+        let mut s = model.session(4).unwrap();
+        let a = s.forward(3, 0, &Sequential).unwrap().to_vec();
+        assert!(a.iter().all(|v| v.is_finite()));
+        let b = s.forward(5, 1, &Sequential).unwrap().to_vec();
+        assert_ne!(a, b);
+        // Same inputs after reset, on two threads: identical logits.
+        s.reset();
+        let a2 = s
+            .forward(3, 0, &crate::parallel::ThreadScope { workers: 2 })
+            .unwrap()
+            .to_vec();
+        assert_eq!(a, a2);
+        assert_eq!(
+            s.forward(8, 1, &Sequential),
+            Err(ModelError::TokenOutOfRange { token: 8, vocab: 8 })
+        );
+        assert_eq!(
+            s.forward(0, 4, &Sequential),
+            Err(ModelError::ContextFull { pos: 4, ctx: 4 })
+        );
+        assert!(matches!(
+            model.session(0),
+            Err(ModelError::BadContext { requested: 0 })
+        ));
+        assert!(model.session(limits::MAX_CONTEXT + 1).is_err());
+    }
+
+    #[test]
+    fn load_errors_name_what_is_wrong() {
+        let e = Model::load(&tiny(Some("blk.0.ffn_up.weight"), "llama"), &mut |_| {}).unwrap_err();
+        assert_eq!(
+            e,
+            ModelError::Gguf(GgufError::MissingTensor {
+                name: "blk.0.ffn_up.weight".to_string()
+            })
+        );
+        let e = Model::load(&tiny(None, "gpt2"), &mut |_| {}).unwrap_err();
+        assert_eq!(
+            e,
+            ModelError::UnsupportedArchitecture {
+                found: "gpt2".to_string()
+            }
+        );
+        let e = Model::load(&tiny(Some("output_norm.weight"), "llama"), &mut |_| {}).unwrap_err();
+        assert!(alloc::format!("{e}").contains("output_norm.weight"));
+    }
+
+    #[test]
+    fn position_zero_does_not_depend_on_the_context_size() {
+        // Position 0 reads only its own cache entry: sessions with different contexts (and
+        // so different cache layouts) give identical logits.
+        let file = tiny(None, "llama");
+        let model = Model::load(&file, &mut |_| {}).unwrap();
+        let mut s1 = model.session(2).unwrap();
+        let mut s2 = model.session(3).unwrap();
+        assert_eq!(
+            s1.forward(2, 0, &Sequential).unwrap().to_vec(),
+            s2.forward(2, 0, &Sequential).unwrap().to_vec()
+        );
+    }
+
+    #[test]
+    fn rope_rotates_adjacent_pairs() {
+        let mut v = [1.0f32, 0.0, 0.0, 1.0];
+        let (c, s) = (libm::cosf(0.5), libm::sinf(0.5));
+        rope(&mut v, &[c, 1.0], &[s, 0.0]);
+        assert_eq!(v, [c, s, 0.0, 1.0]);
+    }
+}
