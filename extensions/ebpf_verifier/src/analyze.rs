@@ -985,6 +985,10 @@ impl<'a> Analyzer<'a> {
             None => return err(VerifyErrorKind::HelperNotAllowed { id }),
         };
         let helper = spec.id;
+        if spec.args.len() > 5 {
+            // A malformed prototype (only r1-r5 carry arguments): never trust it.
+            return err(VerifyErrorKind::HelperNotAllowed { id });
+        }
         let mut map: Option<u16> = None;
         // A memory argument waiting for its size: (region, offset range, writable).
         let mut pending: Option<(Region, Scalar, bool)> = None;

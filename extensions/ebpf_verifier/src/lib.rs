@@ -96,6 +96,32 @@ pub fn verify_from(
         entry = state::State::entry();
     }
     entry.frames[0].regs[10] = state::State::entry().frames[0].regs[10];
+    // The entry state is input too: anything the analysis could not have produced itself
+    // (a pointer into a frame that does not exist, a map the hook lacks, an offset beyond the
+    // pointer limit, contradictory facts) becomes uninitialised, so no later step can
+    // index out of range or overflow.
+    let maps = config.maps.len();
+    entry.map_values(|v| {
+        let valid = match v {
+            state::Value::Uninit => true,
+            state::Value::Scalar(s) => s.normalize() == Some(*s),
+            state::Value::Pointer { region, offset } => {
+                let region_ok = match region {
+                    state::Region::Context => true,
+                    state::Region::Stack { frame } => *frame == 0,
+                    state::Region::MapValue { map } => (*map as usize) < maps,
+                };
+                region_ok
+                    && offset.normalize() == Some(*offset)
+                    && offset.smin >= -limits::MAX_POINTER_OFFSET
+                    && offset.smax <= limits::MAX_POINTER_OFFSET
+            }
+            state::Value::MapValueOrNull { map, .. } | state::Value::MapPointer { map } => {
+                (*map as usize) < maps
+            }
+        };
+        (!valid).then_some(state::Value::Uninit)
+    });
     if program.is_empty() {
         return Err(VerifyError {
             insn: 0,

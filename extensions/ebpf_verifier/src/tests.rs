@@ -1091,3 +1091,41 @@ fn error_size_is_pinned_and_every_message_names_the_instruction() {
     assert!(text.starts_with("insn=0: "), "{text}");
     assert!(text.len() > "insn=0: ".len() + 10, "{text}");
 }
+
+#[test]
+fn hostile_entry_states_and_prototypes_do_not_panic() {
+    use crate::scalar::Scalar;
+    use crate::state::{Region, State, Value};
+    let mut entry = State::entry();
+    entry.frames[0].regs[2] = Value::Pointer {
+        region: Region::Stack { frame: 7 },
+        offset: Scalar::constant(0),
+    };
+    entry.frames[0].regs[3] = Value::Pointer {
+        region: Region::Context,
+        offset: Scalar::constant(i64::MIN as u64),
+    };
+    entry.frames[0].regs[4] = Value::MapPointer { map: 99 };
+    // Each register is made uninitialised, so using it is a clean rejection.
+    for (r, p) in [
+        (2u8, ldx(B, 0, 2, 0)),
+        (3, ldx(B, 0, 3, -1)),
+        (4, movr(0, 4)),
+    ] {
+        let e = crate::verify_from(&[p, exit()], &config(), entry.clone()).unwrap_err();
+        assert_eq!(
+            e.kind,
+            K::UninitialisedRegister {
+                reg: ebpf::insn::Reg(r)
+            }
+        );
+    }
+    let mut c = config();
+    c.helpers.push(crate::HelperSpec {
+        id: 202,
+        name: "too_many".into(),
+        args: alloc::vec![crate::ArgType::Scalar; 7],
+        ret: crate::RetType::Scalar,
+    });
+    rejects_with(&[call(202), exit()], &c, 0, K::HelperNotAllowed { id: 202 });
+}
