@@ -431,3 +431,30 @@ fn modules_are_isolated_from_each_other() {
         vec![Value::I32(1)]
     );
 }
+
+#[test]
+fn table_growth_past_the_limit_is_a_table_fault() {
+    let text = r#"(module (table 1 funcref)
+      (func (export "run") (result i32)
+        (table.grow (ref.null func) (i32.const 2000))))"#;
+    let bytes = with_manifest(&wat::parse_str(text).unwrap(), &Manifest::default()).unwrap();
+    let mut ext = Runtime::new().load("tables", &bytes, services()).unwrap();
+    assert_eq!(
+        ext.call("run", &[], &[]).unwrap_err().error.kind,
+        ErrorKind::Fault(Fault::TableLimit {
+            requested_elements: 2001
+        })
+    );
+    let big = wat::parse_str("(module (table 5000 funcref))").unwrap();
+    let bytes = with_manifest(&big, &Manifest::default()).unwrap();
+    assert_eq!(
+        Runtime::new()
+            .load("bigtable", &bytes, services())
+            .err()
+            .unwrap()
+            .kind,
+        ErrorKind::Fault(Fault::TableLimit {
+            requested_elements: 5000
+        })
+    );
+}
