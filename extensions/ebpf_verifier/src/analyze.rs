@@ -845,7 +845,7 @@ impl<'a> Analyzer<'a> {
         target: usize,
     ) -> Res<Flow> {
         let pc = path.pc;
-        let (taken, fall) = Self::edges(&path.state, width, cond, dst, src)?;
+        let (taken, fall) = self.edges(&path.state, width, cond, dst, src)?;
         Ok(match (taken, fall) {
             (Some(t), Some(f)) => {
                 path.state = f;
@@ -872,7 +872,23 @@ impl<'a> Analyzer<'a> {
     }
 
     /// The states on the taken and the fall-through edge (`None`: edge impossible).
+    /// The offsets a pointer into `region` may have while it points into the object or one
+    /// past its end.
+    fn object_bounds(&self, region: Region) -> (i64, i64) {
+        match region {
+            Region::Context => (0, self.config.context.size as i64),
+            Region::Stack { .. } => (-STACK_FRAME_SIZE, 0),
+            Region::MapValue { map } => (0, self.config.maps[map as usize].value_size as i64),
+        }
+    }
+
+    fn in_object(&self, region: Region, offset: &Scalar) -> bool {
+        let (lo, hi) = self.object_bounds(region);
+        offset.smin >= lo && offset.smax <= hi
+    }
+
     fn edges(
+        &self,
         state: &State,
         width: Width,
         cond: Cond,
@@ -970,10 +986,58 @@ impl<'a> Analyzer<'a> {
                 });
             }
         }
-        // Two pointers into the same region: allowed, no refinement.
-        if let (Value::Pointer { region: ra, .. }, Value::Pointer { region: rb, .. }) = (a, b) {
-            if ra == rb {
+        // Two pointers into the same region compare like their offsets while both stay
+        // inside the object (one past the end included): an object's addresses neither wrap
+        // nor straddle the sign boundary, so unsigned and signed comparisons of addresses
+        // are signed comparisons of offsets, and both edges are refined. Out-of-object
+        // pointers could wrap (RAM may start at address 0), so they get no refinement.
+        if let (
+            Value::Pointer {
+                region: ra,
+                offset: oa,
+            },
+            Value::Pointer {
+                region: rb,
+                offset: ob,
+            },
+        ) = (a, b)
+        {
+            if ra == rb && !(self.in_object(ra, &oa) && self.in_object(rb, &ob)) {
                 return Ok((Some(state.clone()), Some(state.clone())));
+            }
+            if ra == rb {
+                let signed = match cond {
+                    Cond::Eq => Some(Cond::Eq),
+                    Cond::Ne => Some(Cond::Ne),
+                    Cond::Gt | Cond::SGt => Some(Cond::SGt),
+                    Cond::Ge | Cond::SGe => Some(Cond::SGe),
+                    Cond::Lt | Cond::SLt => Some(Cond::SLt),
+                    Cond::Le | Cond::SLe => Some(Cond::SLe),
+                    Cond::Set => None,
+                };
+                let Some(signed) = signed else {
+                    return Ok((Some(state.clone()), Some(state.clone())));
+                };
+                let (taken, fall) = Scalar::refine(signed, Width::W64, &oa, &ob);
+                let apply = |edge: Option<(Scalar, Scalar)>| {
+                    edge.map(|(na, nb)| {
+                        let mut s = state.clone();
+                        s.frame_mut().regs[dst.index()] = Value::Pointer {
+                            region: ra,
+                            offset: na,
+                        };
+                        if let Some(r) = src_reg {
+                            if r != dst {
+                                s.frame_mut().regs[r.index()] = Value::Pointer {
+                                    region: rb,
+                                    offset: nb,
+                                };
+                            }
+                        }
+                        s
+                    })
+                };
+                return Ok((apply(taken), apply(fall)));
             }
         }
         err(forbidden)

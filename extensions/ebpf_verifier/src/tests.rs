@@ -1129,3 +1129,38 @@ fn hostile_entry_states_and_prototypes_do_not_panic() {
     });
     rejects_with(&[call(202), exit()], &c, 0, K::HelperNotAllowed { id: 202 });
 }
+
+#[test]
+fn pointer_loop_over_a_stack_buffer() {
+    // for (p = fp - 64; p < fp; p += 8) *p = 0;   then read the first slot back.
+    accepts(&[
+        movr(2, 10),
+        alu(ADD, 2, -64),
+        jmpr(JGE, 2, 10, 3),
+        st(DW, 2, 0, 0),
+        alu(ADD, 2, 8),
+        ja(-4),
+        ldx(DW, 0, 10, -64),
+        exit(),
+    ]);
+    // One step too far (p <= fp) writes at fp + 0: rejected.
+    rejects(
+        &[
+            movr(2, 10),
+            alu(ADD, 2, -64),
+            jmpr(0xb0, 2, 10, 1),
+            ja(3),
+            st(DW, 2, 0, 0),
+            alu(ADD, 2, 8),
+            ja(-5),
+            mov(0, 0),
+            exit(),
+        ],
+        4,
+        K::StackOutOfBounds {
+            min: 0,
+            max: 0,
+            size: 8,
+        },
+    );
+}

@@ -639,8 +639,16 @@ pub fn run(
                     // A pointer against 0: compare as a non-null address.
                     (V::Ptr(..), V::Num(0)) => holds(cond, width, 1, 0),
                     (V::Num(0), V::Ptr(..)) => holds(cond, width, 0, 1),
+                    // Same region: addresses compare like their (signed) offsets.
                     (V::Ptr(p, o), V::Ptr(q, s)) if p == q => {
-                        holds(cond, width, o as u64, s as u64)
+                        let signed = match cond {
+                            Cond::Gt => Cond::SGt,
+                            Cond::Ge => Cond::SGe,
+                            Cond::Lt => Cond::SLt,
+                            Cond::Le => Cond::SLe,
+                            other => other,
+                        };
+                        holds(signed, width, o as u64, s as u64)
                     }
                     _ => return Err(Violation::PointerLeak { pc }),
                 };
