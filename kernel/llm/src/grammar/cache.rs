@@ -19,6 +19,11 @@ use super::state::{advance, StackSet};
 use super::{ByteSet, Grammar};
 use crate::grammar::GrammarStateError;
 
+/// Sets the cache holds. The crate's unit tests use a tiny capacity so that the fallback path
+/// (cache full in the middle of a walk) runs in every mask test and is compared with the
+/// uncached walk; integration tests and the kernel use [`MAX_CACHED_SETS`].
+pub(crate) const CAPACITY: usize = if cfg!(test) { 12 } else { MAX_CACHED_SETS };
+
 /// Transition entries: 0 = not computed yet, 1 = dead (no stack survives), n + 2 = set n.
 const UNKNOWN: u16 = 0;
 const DEAD: u16 = 1;
@@ -97,7 +102,7 @@ impl TransitionCache {
                 slot = (slot + 1) & mask;
             }
         }
-        if self.sets.len() >= MAX_CACHED_SETS {
+        if self.sets.len() >= CAPACITY {
             return Err(CacheError::Full);
         }
         let id = self.sets.len() as u32;

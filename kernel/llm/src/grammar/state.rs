@@ -8,10 +8,8 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt;
 
-use super::cache::{CacheError, TransitionCache};
-use super::limits::{
-    MAX_CACHED_SETS, MAX_EXPANSION_DEPTH, MAX_STACKS, MAX_STACK_DEPTH, MAX_TOKEN_BYTES,
-};
+use super::cache::{self, CacheError, TransitionCache};
+use super::limits::{MAX_EXPANSION_DEPTH, MAX_STACKS, MAX_STACK_DEPTH, MAX_TOKEN_BYTES};
 use super::trie::VocabTrie;
 use super::{ByteSet, Element, Grammar};
 use crate::sample::TokenMask;
@@ -350,7 +348,7 @@ impl GrammarState {
         trie: &VocabTrie,
         mask: &mut TokenMask,
     ) -> Result<(), GrammarStateError> {
-        if self.cache.len() > MAX_CACHED_SETS / 2 {
+        if self.cache.len() > cache::CAPACITY / 2 {
             self.cache.clear();
         }
         match self.mask_cached(trie, mask) {
