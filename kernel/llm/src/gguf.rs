@@ -242,7 +242,7 @@ pub enum GgufError {
     BadShape {
         /// The tensor.
         name: String,
-        /// Its dimensions (ggml order: ne[0] is the contiguous one).
+        /// Its dimensions (ggml order: `ne[0]` is the contiguous one).
         dims: Vec<u64>,
         /// Its type.
         ggml_type: GgmlType,

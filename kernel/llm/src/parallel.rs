@@ -3,7 +3,7 @@
 //! The engine does not own threads: the caller supplies a [`Parallel`] that runs one closure on
 //! every worker and returns when all are done (a fork-join barrier). The kernel implements it
 //! over its cores; [`Sequential`] runs everything on the calling core and, with the `std`
-//! feature, [`ThreadScope`] uses `std::thread::scope` for host tests and tools.
+//! feature, `ThreadScope` uses `std::thread::scope` for host tests and tools.
 //!
 //! Each worker computes a contiguous range of output rows ([`rows_for`]), so workers write
 //! disjoint parts of the output. [`par_rows`] is the one place that hands those disjoint parts
