@@ -393,7 +393,26 @@ pub fn generate_joins(seed: u64) -> Vec<RawInsn> {
         RawInsn::new(op | class, dst, 0, 0, imm)
     };
     for _ in 0..20 + g.below(40) {
-        match g.below(7) {
+        match g.below(8) {
+            7 => {
+                // for (p = fp - 32; p < fp; p += step) *(size *)p = x;  (sometimes `<=`:
+                // one step too far, must be rejected)
+                let step = [1, 2, 4, 8][g.below(4) as usize];
+                let size = match step {
+                    1 => 0x10,
+                    2 => 0x08,
+                    4 => 0x00,
+                    _ => 0x18,
+                };
+                let cond = if g.chance(5) { 0x20 } else { 0x30 }; // jgt (bug) or jge
+                let x = safe_reg(&mut g);
+                g.push(RawInsn::new(0xbf, 2, 10, 0, 0));
+                g.push(RawInsn::new(0x07, 2, 0, 0, -32));
+                g.push(RawInsn::new(cond | 0x0d, 2, 10, 3, 0));
+                g.push(RawInsn::new(0x63 | size, 2, x, 0, 0));
+                g.push(RawInsn::new(0x07, 2, 0, 0, step));
+                g.push(RawInsn::new(0x05, 0, 0, -4, 0));
+            }
             0 => {
                 let i = alu(&mut g);
                 g.push(i);
