@@ -16,6 +16,7 @@ use alloc::vec::Vec;
 
 use super::limits::MAX_CACHED_SETS;
 use super::state::{advance, StackSet};
+use super::trie::PLAIN_BYTES;
 use super::{ByteSet, Grammar};
 use crate::grammar::GrammarStateError;
 
@@ -42,6 +43,8 @@ pub(crate) struct TransitionCache {
     sets: Vec<StackSet>,
     hashes: Vec<u64>,
     next_bytes: Vec<ByteSet>,
+    /// Per set: 0 not known yet, 1 every plain byte leads back to the set, 2 not.
+    plain_loops: Vec<u8>,
     transitions: Vec<u16>,
     buckets: Vec<u32>,
 }
@@ -76,6 +79,7 @@ impl TransitionCache {
         self.sets.clear();
         self.hashes.clear();
         self.next_bytes.clear();
+        self.plain_loops.clear();
         self.transitions.clear();
         self.buckets.clear();
     }
@@ -109,6 +113,7 @@ impl TransitionCache {
         let mut copy = StackSet::default();
         copy.copy_from(set);
         self.next_bytes.push(copy.next_bytes(grammar));
+        self.plain_loops.push(0);
         self.sets.push(copy);
         self.hashes.push(hash);
         self.transitions.extend_from_slice(&[UNKNOWN; 256]);
@@ -132,6 +137,41 @@ impl TransitionCache {
             slot = (slot + 1) & mask;
         }
         self.buckets[slot] = id;
+    }
+
+    /// Does every plain byte (see `trie::is_plain_byte`) lead from set `id` back to itself?
+    /// Then any run of plain bytes keeps the output valid and leaves the state unchanged.
+    /// Computed once per set; a failure to compute (cache full) answers no.
+    pub(crate) fn loops_on_plain(
+        &mut self,
+        grammar: &Grammar,
+        id: u32,
+        scratch: &mut StackSet,
+        work: &mut Vec<u32>,
+    ) -> bool {
+        match self.plain_loops[id as usize] {
+            1 => return true,
+            2 => return false,
+            _ => {}
+        }
+        let mut loops = true;
+        for &byte in PLAIN_BYTES.iter() {
+            if !self.next_bytes[id as usize].contains(byte) {
+                loops = false;
+                break;
+            }
+            match self.step(grammar, id, byte, scratch, work) {
+                Ok(Some(to)) if to == id => {}
+                _ => {
+                    loops = false;
+                    break;
+                }
+            }
+        }
+        // `step` may have cleared nothing (the cache is only cleared by its owner), so `id`
+        // is still valid here.
+        self.plain_loops[id as usize] = if loops { 1 } else { 2 };
+        loops
     }
 
     /// The cached transition, if computed: `Some(None)` dead, `Some(Some(set))`, or `None`

@@ -384,6 +384,8 @@ impl GrammarState {
         }
         let grammar = &*self.grammar;
         let root = self.cache.intern(grammar, &self.stacks)?;
+        // The subtree shortcut would also allow tokens deeper than the walk's depth limit.
+        let shortcut = trie.max_depth() <= MAX_TOKEN_BYTES;
         // Depth-first with an explicit stack of (node, set, depth); each popped node has all of
         // its children examined at once (the order of the walk does not matter for a mask).
         self.cached_frames.clear();
@@ -406,6 +408,22 @@ impl GrammarState {
                     }
                 };
                 let Some(next_set) = next_set else { continue };
+                // Shortcut: a subtree of plain bytes under a state that loops on every plain
+                // byte is allowed whole (e.g. inside a comment or a string).
+                if shortcut
+                    && trie.is_plain_subtree(child)
+                    && self.cache.loops_on_plain(
+                        grammar,
+                        next_set,
+                        &mut self.scratch,
+                        &mut self.work,
+                    )
+                {
+                    for &token in trie.subtree_tokens(child) {
+                        mask.allow(token);
+                    }
+                    continue;
+                }
                 for &token in trie.tokens_at(child) {
                     mask.allow(token);
                 }

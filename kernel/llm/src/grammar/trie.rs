@@ -8,6 +8,7 @@
 //! grammar state allows when the grammar is complete. The trie also keeps every token's bytes
 //! so that [`super::GrammarState::accept_token`] needs nothing else.
 
+use alloc::vec;
 use alloc::vec::Vec;
 use core::ops::Range;
 
@@ -31,7 +32,35 @@ pub struct VocabTrie {
     /// Per token id: is it in the trie?
     generatable: Vec<bool>,
     max_depth: usize,
+    /// Per node: every edge below it is a [plain byte](is_plain_byte).
+    plain: Vec<bool>,
+    /// All tokens in depth-first order, so that each subtree's tokens are contiguous...
+    subtree_tokens: Vec<u32>,
+    /// ...at `subtree_ranges[node]` (start, end).
+    subtree_ranges: Vec<(u32, u32)>,
 }
+
+/// Printable ASCII except `"` and `\`, plus tab: the bytes that free-text grammar states
+/// (comments, strings) loop on. The mask skips walking a subtree made only of them when the
+/// grammar state maps each of them back to itself (see `GrammarState::mask`).
+pub(crate) fn is_plain_byte(byte: u8) -> bool {
+    matches!(byte, b'\t' | b' '..=b'~') && byte != b'"' && byte != b'\\'
+}
+
+/// The plain bytes, as a list (for checking a grammar state's self-loops).
+pub(crate) const PLAIN_BYTES: [u8; 94] = {
+    let mut bytes = [0u8; 94];
+    let mut count = 0;
+    let mut byte = 0u8;
+    while byte < 0x7f {
+        if (byte == b'\t' || (byte >= b' ' && byte <= b'~')) && byte != b'"' && byte != b'\\' {
+            bytes[count] = byte;
+            count += 1;
+        }
+        byte += 1;
+    }
+    bytes
+};
 
 impl VocabTrie {
     /// The root node (the empty prefix).
@@ -114,6 +143,36 @@ impl VocabTrie {
             }
             nodes[node].children_len = children;
         }
+        // Plain subtrees and depth-first token ranges, for the mask's shortcut: children have
+        // larger indices than their parent (breadth-first layout), so a reverse pass sees every
+        // child before its parent.
+        let mut plain = vec![true; nodes.len()];
+        for node in (0..nodes.len()).rev() {
+            let start = nodes[node].children_start as usize;
+            let end = start + nodes[node].children_len as usize;
+            plain[node] =
+                (start..end).all(|child| is_plain_byte(nodes[child].byte) && plain[child]);
+        }
+        let mut subtree_tokens = Vec::with_capacity(node_tokens.len());
+        let mut subtree_ranges = vec![(0u32, 0u32); nodes.len()];
+        // Iterative pre-order walk; a node's range closes when the walk comes back to it.
+        let mut stack: Vec<(usize, bool)> = vec![(0, false)];
+        while let Some((node, closing)) = stack.pop() {
+            if closing {
+                subtree_ranges[node].1 = subtree_tokens.len() as u32;
+                continue;
+            }
+            subtree_ranges[node].0 = subtree_tokens.len() as u32;
+            let own_start = nodes[node].tokens_start as usize;
+            subtree_tokens.extend_from_slice(
+                &node_tokens[own_start..own_start + nodes[node].tokens_len as usize],
+            );
+            stack.push((node, true));
+            let start = nodes[node].children_start as usize;
+            for child in (start..start + nodes[node].children_len as usize).rev() {
+                stack.push((child, false));
+            }
+        }
         Self {
             nodes,
             node_tokens,
@@ -122,6 +181,9 @@ impl VocabTrie {
             end_tokens: end_tokens.to_vec(),
             generatable,
             max_depth,
+            plain,
+            subtree_tokens,
+            subtree_ranges,
         }
     }
 
@@ -139,6 +201,9 @@ impl VocabTrie {
                 * 4
             + self.token_bytes.capacity()
             + self.generatable.capacity()
+            + self.plain.capacity()
+            + self.subtree_tokens.capacity() * 4
+            + self.subtree_ranges.capacity() * 8
     }
 
     /// Number of trie nodes (for diagnostics and benchmarks).
@@ -176,6 +241,19 @@ impl VocabTrie {
     pub(crate) fn children(&self, node: u32) -> Range<u32> {
         let node = &self.nodes[node as usize];
         node.children_start..node.children_start + node.children_len
+    }
+
+    /// Is every edge below `node` a plain byte?
+    #[inline]
+    pub(crate) fn is_plain_subtree(&self, node: u32) -> bool {
+        self.plain[node as usize]
+    }
+
+    /// All tokens at `node` and below it.
+    #[inline]
+    pub(crate) fn subtree_tokens(&self, node: u32) -> &[u32] {
+        let (start, end) = self.subtree_ranges[node as usize];
+        &self.subtree_tokens[start as usize..end as usize]
     }
 
     #[inline]
