@@ -65,6 +65,7 @@ fn main() {
         config.max_insns = p.len();
         config.complexity_limit = u64::MAX;
         config.max_pending_paths = usize::MAX;
+        config.max_stored_states = usize::MAX;
         let base = LIVE.load(Ordering::Relaxed);
         PEAK.store(base, Ordering::Relaxed);
         let _ = ebpf_verifier::verify(&p, &config);

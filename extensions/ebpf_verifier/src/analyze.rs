@@ -33,8 +33,8 @@ use crate::cfg::Cfg;
 use crate::config::VerifierConfig;
 use crate::error::{RegionName, VerifyError, VerifyErrorKind};
 use crate::limits::{
-    MAX_HELPER_MEMORY_SIZE, MAX_POINTER_OFFSET, MAX_STATES_PER_INSN, MAX_STORED_STATES,
-    MERGE_AFTER_STATES, STACK_FRAME_SIZE,
+    MAX_HELPER_MEMORY_SIZE, MAX_POINTER_OFFSET, MAX_STATES_PER_INSN, MERGE_AFTER_STATES,
+    STACK_FRAME_SIZE,
 };
 use crate::scalar::Scalar;
 use crate::state::{ByteKind, Frame, Region, Stack, State, Value};
@@ -255,7 +255,7 @@ impl<'a> Analyzer<'a> {
     }
 
     fn store(&mut self, path: &mut Path) {
-        if self.checkpoints.len() >= MAX_STORED_STATES
+        if self.checkpoints.len() >= self.config.max_stored_states
             || self.stored_at[path.pc].len() >= MAX_STATES_PER_INSN
         {
             return;

@@ -98,6 +98,7 @@ pub fn run(clock: &dyn Fn() -> u64, sizes: &[usize], repeat: u32) -> Vec<BenchRo
             config.max_insns = p.len().max(1);
             config.complexity_limit = u64::MAX;
             config.max_pending_paths = usize::MAX;
+            config.max_stored_states = usize::MAX;
             let mut best = u64::MAX;
             let mut row = None;
             for _ in 0..repeat.max(1) {

@@ -130,6 +130,8 @@ pub struct VerifierConfig {
     pub max_call_depth: usize,
     /// Most branches pending at once in the analysis (bounds its memory).
     pub max_pending_paths: usize,
+    /// Most abstract states kept for pruning (bounds its memory; past it, less pruning).
+    pub max_stored_states: usize,
 }
 
 impl VerifierConfig {
@@ -144,6 +146,7 @@ impl VerifierConfig {
             complexity_limit: crate::limits::DEFAULT_COMPLEXITY_LIMIT,
             max_call_depth: crate::limits::MAX_CALL_DEPTH,
             max_pending_paths: crate::limits::MAX_PENDING_PATHS,
+            max_stored_states: crate::limits::MAX_STORED_STATES,
         }
     }
 

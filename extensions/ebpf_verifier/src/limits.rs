@@ -32,13 +32,16 @@ pub const MAX_POINTER_OFFSET: i64 = 1 << 29;
 /// (which store one state per iteration at the loop head) still find their old states.
 pub const MAX_STATES_PER_INSN: usize = 32;
 
-/// Most abstract states kept for pruning in total: bounds the verifier's memory (a state is a
-/// few hundred bytes plus the stack slots in use, so this caps it at tens of MiB).
-pub const MAX_STORED_STATES: usize = 65_536;
+/// Default most abstract states kept for pruning in total. A state is about 1.1 KiB (11
+/// registers plus the touched stack slots), so this bounds the kept states near 18 MiB,
+/// which the kernel heap can spare for one verification; 4096-instruction programs keep a
+/// few thousand (see the README's measurements). Past the cap the analysis still proves
+/// safety, it only prunes less (the complexity limit then bounds the time).
+pub const MAX_STORED_STATES: usize = 16_384;
 
-/// Most pending branches (paths waiting on the work list). Each is a full state; the cap
-/// bounds memory for programs that fork at every instruction.
-pub const MAX_PENDING_PATHS: usize = 65_536;
+/// Default most pending branches (paths waiting on the work list). Each holds a full state
+/// (about 1.1 KiB), so this bounds them near 18 MiB, like the kept states.
+pub const MAX_PENDING_PATHS: usize = 16_384;
 
 /// States kept at a forward join point before new arrivals are merged (joined) with a
 /// finished one. Small enough that a chain of `if`s costs linear time, large enough that
