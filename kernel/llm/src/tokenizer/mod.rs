@@ -18,12 +18,12 @@
 //! lookup by binary search: no hash map is needed in no_std, nothing points into the GGUF file
 //! after construction, and a 49 152-token vocabulary costs about 1 MiB.
 //!
-//! *Byte-level BPE* ([`bpe`]): text is split by the GPT-2 pre-tokenizer ([`pretokenize`]), each
+//! *Byte-level BPE* (`bpe.rs`): text is split by the GPT-2 pre-tokenizer ([`pretokenize`]), each
 //! piece's bytes are mapped to the GPT-2 "printable byte" characters, and the merges from
 //! `tokenizer.ggml.merges` are applied lowest rank first (a heap of candidate pairs, ties broken
 //! leftmost first, as in Hugging Face `tokenizers`).
 //!
-//! *SentencePiece BPE* ([`spm`]): spaces become `▁`, a `▁` is prefixed (`add_space_prefix`),
+//! *SentencePiece BPE* (`spm.rs`): spaces become `▁`, a `▁` is prefixed (`add_space_prefix`),
 //! symbols are UTF-8 characters, the adjacent pair whose concatenation is the highest-scoring
 //! vocabulary entry is merged first (ties leftmost), and characters left outside the vocabulary
 //! fall back to their `<0xXX>` byte tokens (as llama.cpp does).

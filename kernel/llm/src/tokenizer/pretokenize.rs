@@ -12,7 +12,7 @@
 //! only backtracking in the expression is `\s+(?!\S)`, which gives back the last whitespace
 //! character of a run that is followed by a non-space, so that it can lead the next word
 //! (`"a  b"` is `a`, ` `, ` b`). `\s` is Unicode White_Space (`char::is_whitespace`);
-//! `\p{L}`/`\p{N}` come from [`super::unicode_tables`].
+//! `\p{L}`/`\p{N}` come from `unicode_tables.rs`.
 
 use alloc::vec::Vec;
 
