@@ -212,7 +212,7 @@ fn events_c_writes_the_ring_buffer_and_logs() {
     assert_eq!(&record[12..16], &42u32.to_le_bytes());
     assert_eq!(&record[16..20], &1u32.to_le_bytes()); // the core of the run
     assert_eq!(&record[24..32], &0xdead_beefu64.to_le_bytes());
-    assert_eq!(*p.lines.borrow(), ["syscall 7 by task 42"]);
+    assert_eq!(*p.lines.borrow(), ["syscall 7 by task 42 on core 1"]);
     assert_eq!(
         last_event.lookup(&42u32.to_le_bytes(), 0),
         Some(record.clone())

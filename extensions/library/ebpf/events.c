@@ -50,8 +50,10 @@ int on_syscall(struct syscall_ctx *ctx)
     e.task_id = ctx->task_id;
     e.cpu = bpf_get_smp_processor_id();
     e.arg0 = ctx->arg0;
-    char fmt[] = "syscall %u by task %u";
-    bpf_trace_printk(fmt, sizeof(fmt), e.nr, e.task_id);
+    char fmt[] = "syscall %u by task %u on core %u";
+    /* The helper takes exactly five arguments (fmt, size, three values): pass all of them,
+     * since the verifier rejects a call that reads an uninitialised argument register. */
+    bpf_trace_printk(fmt, sizeof(fmt), e.nr, e.task_id, e.cpu);
     bpf_map_update_elem(&last_event, &e.task_id, &e, BPF_ANY);
     if (bpf_ringbuf_output(&events, &e, sizeof(e), 0) < 0)
         return 1;
