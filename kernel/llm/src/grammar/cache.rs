@@ -16,7 +16,7 @@ use alloc::vec::Vec;
 
 use super::limits::MAX_CACHED_SETS;
 use super::state::{advance, StackSet};
-use super::trie::PLAIN_BYTES;
+use super::trie::{byte_class, BYTE_CLASSES};
 use super::{ByteSet, Grammar};
 use crate::grammar::GrammarStateError;
 
@@ -43,8 +43,9 @@ pub(crate) struct TransitionCache {
     sets: Vec<StackSet>,
     hashes: Vec<u64>,
     next_bytes: Vec<ByteSet>,
-    /// Per set: 0 not known yet, 1 every plain byte leads back to the set, 2 not.
-    plain_loops: Vec<u8>,
+    /// Per set: bit c set when every byte of class c leads back to the set; `None` until
+    /// computed.
+    loop_classes: Vec<Option<u8>>,
     transitions: Vec<u16>,
     buckets: Vec<u32>,
 }
@@ -79,7 +80,7 @@ impl TransitionCache {
         self.sets.clear();
         self.hashes.clear();
         self.next_bytes.clear();
-        self.plain_loops.clear();
+        self.loop_classes.clear();
         self.transitions.clear();
         self.buckets.clear();
     }
@@ -113,7 +114,7 @@ impl TransitionCache {
         let mut copy = StackSet::default();
         copy.copy_from(set);
         self.next_bytes.push(copy.next_bytes(grammar));
-        self.plain_loops.push(0);
+        self.loop_classes.push(None);
         self.sets.push(copy);
         self.hashes.push(hash);
         self.transitions.extend_from_slice(&[UNKNOWN; 256]);
@@ -139,39 +140,41 @@ impl TransitionCache {
         self.buckets[slot] = id;
     }
 
-    /// Does every plain byte (see `trie::is_plain_byte`) lead from set `id` back to itself?
-    /// Then any run of plain bytes keeps the output valid and leaves the state unchanged.
-    /// Computed once per set; a failure to compute (cache full) answers no.
-    pub(crate) fn loops_on_plain(
+    /// The byte classes (see `trie::byte_class`) all of whose bytes lead from set `id` back to
+    /// itself: any run of such bytes keeps the output valid and the state unchanged. Computed
+    /// once per set; a class whose check fails to compute (cache full) counts as not looping.
+    pub(crate) fn loop_classes(
         &mut self,
         grammar: &Grammar,
         id: u32,
         scratch: &mut StackSet,
         work: &mut Vec<u32>,
-    ) -> bool {
-        match self.plain_loops[id as usize] {
-            1 => return true,
-            2 => return false,
-            _ => {}
+    ) -> u8 {
+        if let Some(classes) = self.loop_classes[id as usize] {
+            return classes;
         }
-        let mut loops = true;
-        for &byte in PLAIN_BYTES.iter() {
-            if !self.next_bytes[id as usize].contains(byte) {
-                loops = false;
-                break;
-            }
-            match self.step(grammar, id, byte, scratch, work) {
-                Ok(Some(to)) if to == id => {}
-                _ => {
+        let mut classes = 0u8;
+        for class in 0..BYTE_CLASSES - 1 {
+            let mut loops = true;
+            for byte in 0..=0x7fu8 {
+                if byte_class(byte) != class {
+                    continue;
+                }
+                let back = self.next_bytes[id as usize].contains(byte)
+                    && matches!(self.step(grammar, id, byte, scratch, work), Ok(Some(to)) if to == id);
+                if !back {
                     loops = false;
                     break;
                 }
             }
+            if loops {
+                classes |= 1 << class;
+            }
         }
-        // `step` may have cleared nothing (the cache is only cleared by its owner), so `id`
-        // is still valid here.
-        self.plain_loops[id as usize] = if loops { 1 } else { 2 };
-        loops
+        // The last class (controls, newline, non-ASCII) never counts: UTF-8 lead bytes cannot
+        // lead back to the same set.
+        self.loop_classes[id as usize] = Some(classes);
+        classes
     }
 
     /// The cached transition, if computed: `Some(None)` dead, `Some(Some(set))`, or `None`

@@ -408,21 +408,23 @@ impl GrammarState {
                     }
                 };
                 let Some(next_set) = next_set else { continue };
-                // Shortcut: a subtree of plain bytes under a state that loops on every plain
-                // byte is allowed whole (e.g. inside a comment or a string).
-                if shortcut
-                    && trie.is_plain_subtree(child)
-                    && self.cache.loops_on_plain(
+                // Shortcut: when every byte class below the child loops on the child's state
+                // (an identifier, a comment, a string), every token below it is valid: allow
+                // the whole subtree without walking it.
+                if shortcut && trie.has_children(child) {
+                    let below = trie.classes_below(child);
+                    let loops = self.cache.loop_classes(
                         grammar,
                         next_set,
                         &mut self.scratch,
                         &mut self.work,
-                    )
-                {
-                    for &token in trie.subtree_tokens(child) {
-                        mask.allow(token);
+                    );
+                    if below & !loops == 0 {
+                        for &token in trie.subtree_tokens(child) {
+                            mask.allow(token);
+                        }
+                        continue;
                     }
-                    continue;
                 }
                 for &token in trie.tokens_at(child) {
                     mask.allow(token);

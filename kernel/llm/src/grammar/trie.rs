@@ -32,35 +32,38 @@ pub struct VocabTrie {
     /// Per token id: is it in the trie?
     generatable: Vec<bool>,
     max_depth: usize,
-    /// Per node: every edge below it is a [plain byte](is_plain_byte).
-    plain: Vec<bool>,
+    /// Per node: the byte classes ([`byte_class_bit`]) of every edge below it.
+    classes_below: Vec<u8>,
     /// All tokens in depth-first order, so that each subtree's tokens are contiguous...
     subtree_tokens: Vec<u32>,
     /// ...at `subtree_ranges[node]` (start, end).
     subtree_ranges: Vec<(u32, u32)>,
 }
 
-/// Printable ASCII except `"` and `\`, plus tab: the bytes that free-text grammar states
-/// (comments, strings) loop on. The mask skips walking a subtree made only of them when the
-/// grammar state maps each of them back to itself (see `GrammarState::mask`).
-pub(crate) fn is_plain_byte(byte: u8) -> bool {
-    matches!(byte, b'\t' | b' '..=b'~') && byte != b'"' && byte != b'\\'
+/// Number of byte classes the mask's subtree shortcut distinguishes.
+pub(crate) const BYTE_CLASSES: usize = 8;
+
+/// The class of a byte, as a one-bit mask: lowercase, uppercase, digits, `_`, blanks (space,
+/// tab), other printable ASCII except `"` and `\\`, `"` and `\\`, everything else (controls,
+/// newline, non-ASCII). Free-text and identifier states of a grammar loop on whole classes
+/// (`[a-z0-9_]*`, `[^"\n]*`), which is what the shortcut in `GrammarState::mask` exploits.
+pub(crate) const fn byte_class_bit(byte: u8) -> u8 {
+    1 << byte_class(byte)
 }
 
-/// The plain bytes, as a list (for checking a grammar state's self-loops).
-pub(crate) const PLAIN_BYTES: [u8; 94] = {
-    let mut bytes = [0u8; 94];
-    let mut count = 0;
-    let mut byte = 0u8;
-    while byte < 0x7f {
-        if (byte == b'\t' || (byte >= b' ' && byte <= b'~')) && byte != b'"' && byte != b'\\' {
-            bytes[count] = byte;
-            count += 1;
-        }
-        byte += 1;
+/// The class index of a byte (see [`byte_class_bit`]).
+pub(crate) const fn byte_class(byte: u8) -> usize {
+    match byte {
+        b'a'..=b'z' => 0,
+        b'A'..=b'Z' => 1,
+        b'0'..=b'9' => 2,
+        b'_' => 3,
+        b' ' | b'\t' => 4,
+        b'"' | b'\\' => 6,
+        b'!'..=b'~' => 5,
+        _ => 7,
     }
-    bytes
-};
+}
 
 impl VocabTrie {
     /// The root node (the empty prefix).
@@ -143,15 +146,16 @@ impl VocabTrie {
             }
             nodes[node].children_len = children;
         }
-        // Plain subtrees and depth-first token ranges, for the mask's shortcut: children have
-        // larger indices than their parent (breadth-first layout), so a reverse pass sees every
-        // child before its parent.
-        let mut plain = vec![true; nodes.len()];
+        // Byte classes below each node and depth-first token ranges, for the mask's shortcut:
+        // children have larger indices than their parent (breadth-first layout), so a reverse
+        // pass sees every child before its parent.
+        let mut classes_below = vec![0u8; nodes.len()];
         for node in (0..nodes.len()).rev() {
             let start = nodes[node].children_start as usize;
             let end = start + nodes[node].children_len as usize;
-            plain[node] =
-                (start..end).all(|child| is_plain_byte(nodes[child].byte) && plain[child]);
+            classes_below[node] = (start..end).fold(0, |classes, child| {
+                classes | byte_class_bit(nodes[child].byte) | classes_below[child]
+            });
         }
         let mut subtree_tokens = Vec::with_capacity(node_tokens.len());
         let mut subtree_ranges = vec![(0u32, 0u32); nodes.len()];
@@ -181,7 +185,7 @@ impl VocabTrie {
             end_tokens: end_tokens.to_vec(),
             generatable,
             max_depth,
-            plain,
+            classes_below,
             subtree_tokens,
             subtree_ranges,
         }
@@ -201,7 +205,7 @@ impl VocabTrie {
                 * 4
             + self.token_bytes.capacity()
             + self.generatable.capacity()
-            + self.plain.capacity()
+            + self.classes_below.capacity()
             + self.subtree_tokens.capacity() * 4
             + self.subtree_ranges.capacity() * 8
     }
@@ -243,10 +247,10 @@ impl VocabTrie {
         node.children_start..node.children_start + node.children_len
     }
 
-    /// Is every edge below `node` a plain byte?
+    /// The byte classes of every edge below `node` (one bit per class).
     #[inline]
-    pub(crate) fn is_plain_subtree(&self, node: u32) -> bool {
-        self.plain[node as usize]
+    pub(crate) fn classes_below(&self, node: u32) -> u8 {
+        self.classes_below[node as usize]
     }
 
     /// All tokens at `node` and below it.
