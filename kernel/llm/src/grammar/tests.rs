@@ -320,8 +320,9 @@ fn test_vocabulary(texts: &[&str]) -> Vec<Vec<u8>> {
     pieces
 }
 
-/// Check the mask against the recogniser for every token, at every prefix of `text`.
-fn check_mask_exact(grammar_text: &str, texts: &[&str]) {
+/// Check the mask against the recogniser for every token, at every prefix of `text`; returns
+/// how many masks were computed by the cached walk (the rest fell back to the uncached one).
+fn check_mask_exact(grammar_text: &str, texts: &[&str]) -> usize {
     let grammar = Arc::new(Grammar::parse(grammar_text).unwrap());
     let vocabulary = test_vocabulary(texts);
     let end_token = vocabulary.len() as u32;
@@ -331,6 +332,7 @@ fn check_mask_exact(grammar_text: &str, texts: &[&str]) {
     let mut mask = TokenMask::new_block_all(vocabulary.len() + 1);
     let mut uncached = TokenMask::new_block_all(vocabulary.len() + 1);
     let mut states_checked = 0;
+    let mut cached_walks = 0;
     let total_bytes: usize = texts.iter().map(|t| t.len()).sum();
     let step = if total_bytes < 200 { 1 } else { 3 };
     for text in texts {
@@ -338,6 +340,7 @@ fn check_mask_exact(grammar_text: &str, texts: &[&str]) {
         for (index, &byte) in text.as_bytes().iter().enumerate() {
             if index % step == 0 || index + 1 == text.len() {
                 state.mask(&trie, &mut mask).unwrap();
+                cached_walks += (state.cached_sets() > 0) as usize;
                 state.mask_uncached(&trie, &mut uncached).unwrap();
                 assert_eq!(mask, uncached, "cached and uncached walks agree");
                 let mut probe = state.clone();
@@ -364,6 +367,7 @@ fn check_mask_exact(grammar_text: &str, texts: &[&str]) {
         assert!(state.accept_token(&trie, end_token).is_ok());
     }
     assert!(states_checked >= total_bytes / 3);
+    cached_walks
 }
 
 #[test]
@@ -583,4 +587,18 @@ fn generated_sentences_are_accepted_by_the_recogniser() {
         }
         assert_eq!(complete, 60, "{name}: every generated sentence is complete");
     }
+}
+
+#[test]
+fn mask_is_exact_in_identifier_and_free_text_states() {
+    // Identifier loops ([a-z0-9_]*), free text ([^\n]*) and a string ([^"]*) - the states where
+    // the mask allows whole trie subtrees without walking them.
+    let cached_walks = check_mask_exact(
+        "root ::= (\"$\" [a-z_] [a-z0-9_]* \" \" | \"# \" [^\\n]* \"\\n\" | \"\\\"\" [^\"]* \"\\\"\")+ \"end\"",
+        &["$abc_12 $x # free text, with \"quotes\" and UPPER 123\n\"a string; here\"$tail end"],
+    );
+    assert!(
+        cached_walks > 20,
+        "the cached walk (with its shortcut) ran {cached_walks} times"
+    );
 }
