@@ -24,7 +24,7 @@ use core::fmt;
 use crate::gguf::{Gguf, GgufError, TensorInfo};
 use crate::kernels::{self, ActivationKind, Activations};
 use crate::limits;
-use crate::parallel::{par_chunks, par_rows, Parallel};
+use crate::parallel::{par_chunks, par_ranges, Parallel};
 use crate::quant::{dequantize_row, GgmlType};
 
 /// Why a model could not be loaded or a forward step could not run.
@@ -577,8 +577,8 @@ fn rope(v: &mut [f32], cos: &[f32], sin: &[f32]) {
 
 /// `out = m x act`, rows over the workers.
 fn matvec(par: &dyn Parallel, m: &Matrix<'_>, act: &Activations, out: &mut [f32]) {
-    par_rows(par, &mut out[..m.rows], &|i| {
-        kernels::dot(m.ggml_type, m.row(i), act)
+    par_ranges(par, &mut out[..m.rows], &|first, rows| {
+        kernels::dot_rows(m.ggml_type, m.data, m.row_bytes, first, act, rows)
     });
 }
 
@@ -586,14 +586,27 @@ fn matvec(par: &dyn Parallel, m: &Matrix<'_>, act: &Activations, out: &mut [f32]
 /// parallel run (one barrier instead of several).
 fn matvec_fused(par: &dyn Parallel, ms: &[&Matrix<'_>], act: &Activations, out: &mut [f32]) {
     let total: usize = ms.iter().map(|m| m.rows).sum();
-    par_rows(par, &mut out[..total], &|mut i| {
+    par_ranges(par, &mut out[..total], &|first, rows| {
+        // This worker's rows `first..first + rows.len()` of the stacked matrices.
+        let mut offset = 0; // first stacked row of the current matrix
+        let mut done = 0; // rows of `rows` filled so far
         for m in ms {
-            if i < m.rows {
-                return kernels::dot(m.ggml_type, m.row(i), act);
+            let start = first + done;
+            if done < rows.len() && start < offset + m.rows {
+                let n = (offset + m.rows - start).min(rows.len() - done);
+                let local = start - offset;
+                kernels::dot_rows(
+                    m.ggml_type,
+                    m.data,
+                    m.row_bytes,
+                    local,
+                    act,
+                    &mut rows[done..done + n],
+                );
+                done += n;
             }
-            i -= m.rows;
+            offset += m.rows;
         }
-        0.0
     });
 }
 

@@ -112,6 +112,34 @@ pub fn par_rows(par: &dyn Parallel, out: &mut [f32], row: &(dyn Fn(usize) -> f32
     });
 }
 
+/// Calls `f(first_row, rows)` on each worker with its contiguous share of `out` (see
+/// [`rows_for`]), so a kernel can run over a whole range of rows per call.
+pub fn par_ranges(par: &dyn Parallel, out: &mut [f32], f: &(dyn Fn(usize, &mut [f32]) + Sync)) {
+    let rows = out.len();
+    if par.workers() <= 1 {
+        f(0, out);
+        return;
+    }
+    let shared = SharedOut {
+        ptr: out.as_mut_ptr(),
+        len: rows,
+    };
+    let shared = &shared;
+    par.run(&|worker, workers| {
+        let range = rows_for(shared.len, worker, workers);
+        if range.is_empty() {
+            return;
+        }
+        #[allow(unsafe_code)]
+        // SAFETY: as in `par_rows`: `range` is inside `0..len`, the workers' ranges are
+        // disjoint, and `out` stays mutably borrowed until `par.run` has returned.
+        let mine = unsafe {
+            core::slice::from_raw_parts_mut(shared.ptr.add(range.start), range.end - range.start)
+        };
+        f(range.start, mine);
+    });
+}
+
 /// Calls `f(chunk_index, chunk)` for every `chunk_len`-sized chunk of `out` (the last may be
 /// shorter), with the chunks split over `par`'s workers. Used where one unit of work (an
 /// attention head) writes several outputs.
@@ -179,6 +207,21 @@ mod tests {
         par_rows(&ThreadScope { workers: 3 }, &mut b, &f);
         assert_eq!(a, b);
         assert_eq!(a[1000], 1_000_000.0);
+    }
+
+    #[test]
+    fn par_ranges_covers_every_row_once() {
+        let f = |first: usize, rows: &mut [f32]| {
+            for (i, r) in rows.iter_mut().enumerate() {
+                *r += (first + i) as f32;
+            }
+        };
+        let mut a = vec![0f32; 577];
+        par_ranges(&ThreadScope { workers: 3 }, &mut a, &f);
+        let mut b = vec![0f32; 577];
+        par_ranges(&Sequential, &mut b, &f);
+        assert_eq!(a, b);
+        assert!(a.iter().enumerate().all(|(i, &v)| v == i as f32));
     }
 
     #[test]

@@ -115,6 +115,19 @@ impl Activations {
     }
 }
 
+/// Round half away from zero to an integer (`roundf`), with `fcvtas` on AArch64.
+#[inline(always)]
+fn round_i32(x: f32) -> i32 {
+    #[cfg(target_arch = "aarch64")]
+    {
+        neon::round_to_i32(x)
+    }
+    #[cfg(not(target_arch = "aarch64"))]
+    {
+        libm::roundf(x) as i32
+    }
+}
+
 #[inline]
 fn f16_round(x: f32) -> f32 {
     f16_to_f32(f32_to_f16(x))
@@ -135,7 +148,8 @@ pub fn quantize_q8x32(x: &[f32], q: &mut [i8], d: &mut [f32], s: &mut [f32]) {
         let inv = if scale != 0.0 { 1.0 / scale } else { 0.0 };
         let mut sum = 0i32;
         for (qv, &xv) in qb.iter_mut().zip(xb) {
-            *qv = libm::roundf(xv * inv) as i8;
+            // |x * inv| <= 127 (+ rounding): the clamp only guards the cast.
+            *qv = round_i32(xv * inv).clamp(-127, 127) as i8;
             sum += *qv as i32;
         }
         let dh = f16_round(scale);
@@ -169,7 +183,7 @@ pub fn quantize_q8k(x: &[f32], q: &mut [i8], d: &mut [f32], bsums: &mut [i32]) {
         }
         let iscale = -127.0 / max;
         for (qv, &xv) in qb.iter_mut().zip(xb) {
-            *qv = libm::roundf(iscale * xv).clamp(-128.0, 127.0) as i8;
+            *qv = round_i32(iscale * xv).clamp(-128, 127) as i8;
         }
         for (s, g) in sb.iter_mut().zip(qb.chunks_exact(16)) {
             *s = g.iter().map(|&v| v as i32).sum();
@@ -189,4 +203,29 @@ pub fn dot(ty: GgmlType, row: &[u8], act: &Activations) -> f32 {
         }
     }
     portable::dot(ty, row, act)
+}
+
+/// `out[i] = row(first + i) . act` for consecutive rows of a matrix (`row_bytes` bytes per row
+/// in `data`): one kernel dispatch per call instead of per row. Rows outside `data` give 0.
+pub fn dot_rows(
+    ty: GgmlType,
+    data: &[u8],
+    row_bytes: usize,
+    first: usize,
+    act: &Activations,
+    out: &mut [f32],
+) {
+    #[cfg(target_arch = "aarch64")]
+    {
+        if neon::dot_rows(ty, data, row_bytes, first, act, out) {
+            return;
+        }
+    }
+    for (i, o) in out.iter_mut().enumerate() {
+        let start = (first + i).saturating_mul(row_bytes);
+        *o = match data.get(start..start.saturating_add(row_bytes)) {
+            Some(row) => portable::dot(ty, row, act),
+            None => 0.0,
+        };
+    }
 }

@@ -29,6 +29,18 @@ use core::arch::asm;
 use super::Activations;
 use crate::quant::{GgmlType, Q4_0_BYTES, Q4_1_BYTES, Q8_0_BYTES, QK};
 
+/// `x` rounded to the nearest integer, ties away from zero (exactly `roundf`), saturated to
+/// i32, with the hardware `fcvtas` (one instruction instead of libm's software rounding).
+#[inline(always)]
+pub fn round_to_i32(x: f32) -> i32 {
+    let out: i32;
+    // SAFETY: `fcvtas` converts a register; no memory access, available on every AArch64 FPU.
+    unsafe {
+        asm!("fcvtas {out:w}, {x:s}", x = in(vreg) x, out = lateout(reg) out, options(pure, nomem, nostack));
+    }
+    out
+}
+
 /// f16 bits to f32 with the hardware `fcvt` (exact, like the portable conversion).
 #[inline(always)]
 fn f16_hw(bits: u16) -> f32 {
@@ -71,6 +83,54 @@ pub fn dot(ty: GgmlType, row: &[u8], act: &Activations) -> Option<f32> {
         return None;
     }
     Some(f(row, act, blocks))
+}
+
+/// `out[i] = row(first + i) . act` for consecutive rows of a matrix stored as `rows` of
+/// `row_bytes` bytes in `data`: the checks and the kernel choice happen once per call, not
+/// once per row. Returns `false` (writing nothing) when `ty` has no NEON kernel or the sizes
+/// do not match, so the caller falls back to the portable kernels.
+pub fn dot_rows(
+    ty: GgmlType,
+    data: &[u8],
+    row_bytes: usize,
+    first: usize,
+    act: &Activations,
+    out: &mut [f32],
+) -> bool {
+    let blocks = act.len() / QK;
+    let bytes = match ty {
+        GgmlType::Q4_1 => Q4_1_BYTES,
+        GgmlType::Q8_0 => Q8_0_BYTES,
+        GgmlType::Q4_0 => Q4_0_BYTES,
+        _ => return false,
+    };
+    let end = first
+        .checked_add(out.len())
+        .and_then(|e| e.checked_mul(row_bytes));
+    if row_bytes != blocks * bytes
+        || end.is_none_or(|e| e > data.len())
+        || act.q32.len() < blocks * QK
+        || act.d32.len() < blocks
+        || act.s32.len() < blocks
+    {
+        return false;
+    }
+    let rows = data[first * row_bytes..].chunks_exact(row_bytes);
+    match ty {
+        GgmlType::Q4_1 => out
+            .iter_mut()
+            .zip(rows)
+            .for_each(|(o, r)| *o = dot_q4_1(r, act, blocks)),
+        GgmlType::Q8_0 => out
+            .iter_mut()
+            .zip(rows)
+            .for_each(|(o, r)| *o = dot_q8_0(r, act, blocks)),
+        _ => out
+            .iter_mut()
+            .zip(rows)
+            .for_each(|(o, r)| *o = dot_q4_0(r, act, blocks)),
+    }
+    true
 }
 
 /// 16 bytes from `p` with one `ld1 {v.16b}` (byte elements: valid at any alignment).
@@ -466,6 +526,16 @@ mod tests {
     use super::*;
     use crate::quant::{f16_to_f32, quantize_row};
     use alloc::vec::Vec;
+
+    #[test]
+    fn hardware_rounding_is_roundf() {
+        for x in [
+            0.5f32, -0.5, 1.5, 2.5, -2.5, 126.49, 126.5, -127.5, 0.49999997, 1e10, -1e10,
+        ] {
+            let expected = libm::roundf(x).clamp(i32::MIN as f32, i32::MAX as f32) as i32;
+            assert_eq!(round_to_i32(x), expected, "{x}");
+        }
+    }
 
     #[test]
     fn hardware_f16_conversion_is_exact() {
