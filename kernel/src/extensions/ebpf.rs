@@ -4,7 +4,7 @@
 //!   9669 group plus maps, helpers, ring buffer, bounds and budget faults), then a multi-core
 //!   test of the maps' locking on every online core; one line per case, then
 //!   `ebpf selftest: N passed, N failed`.
-//! - `ebpf bench [verifier]`: interpreter ns per instruction on the five benchmark programs
+//! - `ebpf bench [REPEAT|verifier]`: interpreter ns per instruction on the five benchmark programs
 //!   (`ebpf::bench`, timed with the generic timer), or verifier time against program size.
 //! - `ebpf maps`: the maps shared with WASM and their non-zero entries.
 //! - `ebpf count KEY [DELTA]`: a verified eBPF program adds DELTA (default 1) to entry KEY of
@@ -28,8 +28,8 @@ use ::ebpf::runtime::HelperTable;
 use ::ebpf::vm::{Program, RunOptions, Vm};
 
 use super::limits::{
-    EBPF_BENCH_REPEAT, KERNEL_PROGRAM_BUDGET, SMP_HASH_CAPACITY, SMP_KEYS_PER_CORE, SMP_RING_BYTES,
-    SMP_RING_RECORDS_PER_CORE, SMP_RUNS_PER_CORE,
+    EBPF_BENCH_REPEAT, KERNEL_PROGRAM_BUDGET, MAX_EBPF_BENCH_REPEAT, SMP_HASH_CAPACITY,
+    SMP_KEYS_PER_CORE, SMP_RING_BYTES, SMP_RING_RECORDS_PER_CORE, SMP_RUNS_PER_CORE,
 };
 use super::telemetry::EBPF_RUNS;
 use super::{now_ns, shared_map, shared_maps, KernelPlatform, SHARED_COUNTS_MAP};
@@ -37,14 +37,20 @@ use crate::arch::aarch64::{cpu, smp};
 use crate::println;
 
 const USAGE: &str =
-    "usage: ebpf selftest | ebpf bench [verifier] | ebpf maps | ebpf count KEY [DELTA]";
+    "usage: ebpf selftest | ebpf bench [REPEAT|verifier] | ebpf maps | ebpf count KEY [DELTA]";
 
 /// The `ebpf` console command.
 pub fn command(arguments: &[&str], _line: &str) {
     match arguments {
         ["selftest"] => selftest(),
-        ["bench"] => bench_interpreter(),
+        ["bench"] => bench_interpreter(EBPF_BENCH_REPEAT),
         ["bench", "verifier"] => bench_verifier(),
+        ["bench", repeat] => match repeat.parse::<usize>() {
+            Ok(repeat) if (1..=MAX_EBPF_BENCH_REPEAT).contains(&repeat) => {
+                bench_interpreter(repeat)
+            }
+            _ => println!("ebpf bench: REPEAT must be 1..={MAX_EBPF_BENCH_REPEAT}"),
+        },
         ["maps"] => list_maps(),
         ["count", key] => count(key, "1"),
         ["count", key, delta] => count(key, delta),
@@ -358,12 +364,12 @@ fn smp_map_checks() -> Vec<(&'static str, Result<String, String>)> {
     checks
 }
 
-fn bench_interpreter() {
+fn bench_interpreter(repeat: usize) {
     println!(
-        "ebpf bench: 5 programs, best of {EBPF_BENCH_REPEAT} runs per mode, generic timer at {} Hz",
+        "ebpf bench: 5 programs, best of {repeat} runs per mode, generic timer at {} Hz",
         crate::arch::aarch64::timer::frequency()
     );
-    match ::ebpf::bench::run_all(&now_ns, EBPF_BENCH_REPEAT) {
+    match ::ebpf::bench::run_all(&now_ns, repeat) {
         Ok(results) => {
             for result in results {
                 println!(

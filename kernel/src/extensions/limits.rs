@@ -38,6 +38,10 @@ pub const KERNEL_PROGRAM_BUDGET: u64 = 10_000;
 /// enough for a stable minimum, short enough for a console command.
 pub const EBPF_BENCH_REPEAT: usize = 3;
 
+/// Most repetitions `ebpf bench REPEAT` accepts: each one runs about 90 M eBPF instructions
+/// (both modes), so 20 already keeps the console busy for minutes under TCG.
+pub const MAX_EBPF_BENCH_REPEAT: usize = 20;
+
 /// Timed calls per case in `wasm bench` (`empty` and `host_call`; loops scale this down by
 /// their length). 2000 calls of a few microseconds each keep the command under a few seconds.
 pub const WASM_BENCH_CALLS: u32 = 2_000;

@@ -1,4 +1,4 @@
-//! `cargo xtask bench ebpf [--json] [--no-host] [--no-qemu] [--repeat N] [--sizes A,B,...]`:
+//! `cargo xtask bench ebpf [--json] [--no-host] [--no-qemu] [--no-icount] [--repeat N] [--sizes A,B,...]`:
 //! the eBPF interpreter's ns per executed instruction on the five programs of
 //! ../shared/bench/ebpf, on the host and inside the kernel under QEMU (`-M virt -cpu
 //! cortex-a72`, where the bench README's uBPF and rbpf figures were taken), and the verifier's
@@ -11,6 +11,11 @@
 //! `ebpf bench verifier` console commands (generic-timer clock; the kernel has no counting
 //! allocator, so in QEMU memory is the verifier's own state accounting). xtask only runs
 //! them and reformats their lines, so there is one implementation of each measurement.
+//!
+//! QEMU runs twice: in normal mode (wall-clock, comparable with the README's uBPF and rbpf
+//! figures, but inflated by whatever else the host runs), then with `-icount shift=0`
+//! (`where` ends in `-icount0`): guest time then counts guest instructions, so the figure is
+//! AArch64 instructions per eBPF instruction, identical run to run.
 
 use std::process::Command;
 use std::time::Duration;
@@ -164,6 +169,7 @@ fn emit_verifier(
 pub fn run(args: &mut Args, report: &mut Report) -> Result<()> {
     let skip_host = args.flag("--no-host");
     let skip_qemu = args.flag("--no-qemu");
+    let skip_icount = args.flag("--no-icount");
     let repeat = args.number("--repeat")?.unwrap_or(3).max(1);
     let sizes = args
         .value("--sizes")?
@@ -249,6 +255,23 @@ pub fn run(args: &mut Args, report: &mut Report) -> Result<()> {
         }
         qemu.command_expecting_exit("poweroff", 0)
             .map_err(|e| Error::Qemu(e.to_string()))?;
+
+        if !skip_icount {
+            // Deterministic pass: with `-icount shift=0` guest time counts guest
+            // instructions (1 ns each), so "ns per eBPF instruction" reads as AArch64
+            // instructions executed per eBPF instruction, whatever the host's load.
+            config.icount_shift = Some(0);
+            let place = format!("{place}-icount0");
+            let (mut qemu, _) = boot_kernel(&config)?;
+            let reply = qemu
+                .command_with_timeout("ebpf bench 1", QEMU_BENCH_TIMEOUT)
+                .map_err(|e| Error::Qemu(e.to_string()))?;
+            for line in reply.lines().filter(|l| l.starts_with("[ebpf-bench]")) {
+                emit_interpreter(report, &place, &console_fields(line), line)?;
+            }
+            qemu.command_expecting_exit("poweroff", 0)
+                .map_err(|e| Error::Qemu(e.to_string()))?;
+        }
     }
     Ok(())
 }

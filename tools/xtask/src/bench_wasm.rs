@@ -1,4 +1,4 @@
-//! `cargo xtask bench wasm [--json] [--no-host] [--no-qemu]`: WASM call overhead inside the
+//! `cargo xtask bench wasm [--json] [--no-host] [--no-qemu] [--no-icount]`: WASM call overhead inside the
 //! kernel under QEMU (`-M virt -cpu cortex-a72`, one core): an empty export, one host call,
 //! and a loop of N iterations under each fuel setting (10x what the loop needs: it completes;
 //! half of it: it ends by fuel, the fault path). The host figures of the same code
@@ -6,6 +6,8 @@
 //!
 //! Design as in `bench_ebpf`: the measurement is `wasm::bench::run`, one implementation for
 //! the host and the kernel (`wasm bench` console command); xtask runs it and reformats.
+//! QEMU runs in normal mode (wall clock) and then with `-icount shift=0` (`where` ends in
+//! `-icount0`: guest instructions per call, deterministic run to run).
 
 use std::process::Command;
 
@@ -56,6 +58,7 @@ fn emit(report: &mut Report, place: &str, fields: &[(String, String)], line: &st
 pub fn run(args: &mut Args, report: &mut Report) -> Result<()> {
     let skip_host = args.flag("--no-host");
     let skip_qemu = args.flag("--no-qemu");
+    let skip_icount = args.flag("--no-icount");
     let machine = MachineOptions::parse(args)?;
     args.finish()?;
 
@@ -87,26 +90,35 @@ pub fn run(args: &mut Args, report: &mut Report) -> Result<()> {
         }
         config.initrd = None;
         let place = format!("qemu-{}-{}", config.board.name(), config.cpu);
-        let (mut qemu, _) = boot_kernel(&config)?;
-        let reply = qemu
-            .command_with_timeout("wasm bench", QEMU_BENCH_TIMEOUT)
-            .map_err(|e| Error::Qemu(e.to_string()))?;
-        let mut rows = 0;
-        for line in reply.lines().filter(|l| l.starts_with("[wasm-bench]")) {
-            let fields = console_fields(line);
-            if let Some(error) = field(&fields, "error") {
-                return Err(Error::Qemu(format!("kernel wasm bench failed: {error}")));
+        let mut passes = vec![(place.clone(), None)];
+        if !skip_icount {
+            // `-icount shift=0`: guest time counts guest instructions (1 ns each), so the
+            // figures are AArch64 instructions per call, independent of the host's load.
+            passes.push((format!("{place}-icount0"), Some(0)));
+        }
+        for (place, icount_shift) in passes {
+            config.icount_shift = icount_shift;
+            let (mut qemu, _) = boot_kernel(&config)?;
+            let reply = qemu
+                .command_with_timeout("wasm bench", QEMU_BENCH_TIMEOUT)
+                .map_err(|e| Error::Qemu(e.to_string()))?;
+            let mut rows = 0;
+            for line in reply.lines().filter(|l| l.starts_with("[wasm-bench]")) {
+                let fields = console_fields(line);
+                if let Some(error) = field(&fields, "error") {
+                    return Err(Error::Qemu(format!("kernel wasm bench failed: {error}")));
+                }
+                emit(report, &place, &fields, line)?;
+                rows += 1;
             }
-            emit(report, &place, &fields, line)?;
-            rows += 1;
+            if rows == 0 {
+                return Err(Error::Qemu(format!(
+                    "the kernel's `wasm bench` printed no results:\n{reply}"
+                )));
+            }
+            qemu.command_expecting_exit("poweroff", 0)
+                .map_err(|e| Error::Qemu(e.to_string()))?;
         }
-        if rows == 0 {
-            return Err(Error::Qemu(format!(
-                "the kernel's `wasm bench` printed no results:\n{reply}"
-            )));
-        }
-        qemu.command_expecting_exit("poweroff", 0)
-            .map_err(|e| Error::Qemu(e.to_string()))?;
     }
     Ok(())
 }
