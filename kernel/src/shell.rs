@@ -83,18 +83,6 @@ pub static COMMANDS: &[Command] = &[
     },
     Command {
         name: "ebpf",
-        usage: "selftest|bench [verifier]|maps|count KEY [DELTA]",
-        summary: "eBPF in the kernel: conformance subset and multi-core maps, benchmarks, shared maps",
-        run: crate::extensions::ebpf::command,
-    },
-    Command {
-        name: "wasm",
-        usage: "list|run NAME [args]|info NAME|compile NAME WAT|selftest|bench|counters",
-        summary: "WASM modules: run the library, compile WAT in-kernel, self-test, benchmarks",
-        run: crate::extensions::wasm::command,
-    },
-    Command {
-        name: "ebpf",
         usage: "selftest|bench [REPEAT|verifier]|maps|count KEY [DELTA]",
         summary: "eBPF in the kernel: conformance subset and multi-core maps, benchmarks, shared maps",
         run: crate::extensions::ebpf::command,
