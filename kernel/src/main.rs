@@ -47,6 +47,8 @@ mod memory;
 mod power;
 #[cfg(target_os = "none")]
 mod shell;
+#[cfg(target_os = "none")]
+mod task;
 
 /// The worker pool and per-core data, at a short path: `crate::smp::run_on_all_cores(...)`.
 #[cfg(target_os = "none")]

@@ -58,6 +58,30 @@ pub struct Command {
 /// Every command, in the order `help` lists them.
 pub static COMMANDS: &[Command] = &[
     Command {
+        name: "spawn",
+        usage: "NAME",
+        summary: "start an embedded EL0 task (no NAME: list the images)",
+        run: crate::task::command_spawn,
+    },
+    Command {
+        name: "ps",
+        usage: "",
+        summary: "tasks: id, name, state, core, priority, restarts, CPU ticks",
+        run: crate::task::command_ps,
+    },
+    Command {
+        name: "kill",
+        usage: "ID",
+        summary: "stop a task (it is not restarted)",
+        run: crate::task::command_kill,
+    },
+    Command {
+        name: "sched",
+        usage: "",
+        summary: "scheduler policy and per-core run-queue statistics (wait p50/p99)",
+        run: crate::task::command_sched,
+    },
+    Command {
         name: "help",
         usage: "",
         summary: "list the commands",

@@ -85,6 +85,9 @@ exception_common:
     mov     x0, sp
     bl      exception_dispatch
 
+// Restores the frame at sp and returns from the exception. task_enter jumps here with a task's
+// frame copied onto the stack.
+exception_return:
     add     x1, sp, #FP_OFFSET
     ldr     x2, [x1, #512]
     ldr     x3, [x1, #520]
@@ -130,3 +133,58 @@ exception_common:
     ldp     x28, x29, [sp, #224]
     add     sp, sp, #FRAME_SIZE
     eret
+
+// Entering an EL0 task from a kernel idle loop, and leaving it again (kernel/src/task/mod.rs).
+//
+// task_enter(x0 = frame to resume, x1 = KernelContext of this core): saves the kernel's
+// callee-saved registers (x19-x30, sp, d8-d15, DAIF) into the context, copies the frame onto the
+// stack and returns through exception_return (eret to EL0). SP_EL1 after the eret is the sp of
+// this call, so the task's exceptions push their frames below the idle loop's stack, never over
+// it. task_leave(x0 = the same context) abandons whatever exception handler runs on that stack
+// and returns from task_enter: the core is back in its idle loop, IRQs masked as it left it.
+.equ CONTEXT_SP, 96
+.equ CONTEXT_FP, 104
+.equ CONTEXT_DAIF, 168
+
+.global task_enter
+task_enter:
+    stp     x19, x20, [x1, #0]
+    stp     x21, x22, [x1, #16]
+    stp     x23, x24, [x1, #32]
+    stp     x25, x26, [x1, #48]
+    stp     x27, x28, [x1, #64]
+    stp     x29, x30, [x1, #80]
+    mov     x2, sp
+    str     x2, [x1, #CONTEXT_SP]
+    stp     d8, d9, [x1, #CONTEXT_FP]
+    stp     d10, d11, [x1, #CONTEXT_FP + 16]
+    stp     d12, d13, [x1, #CONTEXT_FP + 32]
+    stp     d14, d15, [x1, #CONTEXT_FP + 48]
+    mrs     x2, daif
+    str     x2, [x1, #CONTEXT_DAIF]
+    sub     sp, sp, #FRAME_SIZE
+    mov     x2, sp
+    mov     x3, #(FRAME_SIZE / 16)
+1:  ldp     x4, x5, [x0], #16
+    stp     x4, x5, [x2], #16
+    subs    x3, x3, #1
+    b.ne    1b
+    b       exception_return
+
+.global task_leave
+task_leave:
+    ldp     x19, x20, [x0, #0]
+    ldp     x21, x22, [x0, #16]
+    ldp     x23, x24, [x0, #32]
+    ldp     x25, x26, [x0, #48]
+    ldp     x27, x28, [x0, #64]
+    ldp     x29, x30, [x0, #80]
+    ldr     x2, [x0, #CONTEXT_SP]
+    mov     sp, x2
+    ldp     d8, d9, [x0, #CONTEXT_FP]
+    ldp     d10, d11, [x0, #CONTEXT_FP + 16]
+    ldp     d12, d13, [x0, #CONTEXT_FP + 32]
+    ldp     d14, d15, [x0, #CONTEXT_FP + 48]
+    ldr     x2, [x0, #CONTEXT_DAIF]
+    msr     daif, x2
+    ret

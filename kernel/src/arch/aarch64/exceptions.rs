@@ -14,6 +14,7 @@ core::arch::global_asm!(include_str!("exception_vectors.S"));
 
 /// The context saved by the vector code. Layout shared with exception_vectors.S.
 #[repr(C)]
+#[derive(Clone, Copy)]
 pub struct TrapFrame {
     /// x0 .. x30.
     pub registers: [u64; 31],
@@ -60,7 +61,15 @@ const VECTOR_NAMES: [&str; 16] = [
 #[no_mangle]
 extern "C" fn exception_dispatch(frame: &mut TrapFrame) {
     match frame.kind {
-        5 | 9 => crate::interrupts::handle_irq(),
+        5 => crate::interrupts::handle_irq(),
+        // From an EL0 task: the task layer decides whether it resumes, switches or goes back
+        // to the kernel's idle loop; a task's fault never reaches `fatal_exception`.
+        9 => {
+            crate::interrupts::handle_irq();
+            crate::task::after_user_interrupt(frame)
+        }
+        8 => crate::task::user_synchronous(frame, ESR_EL1.get(), FAR_EL1.get()),
+        10..=15 => crate::task::user_synchronous(frame, ESR_EL1.get(), FAR_EL1.get()),
         _ => fatal_exception(frame),
     }
 }

@@ -201,7 +201,8 @@ fn worker_loop(index: usize) -> ! {
         cpu::mask_irqs();
         let generation = JOB_GENERATION.load(Ordering::Acquire);
         if generation == seen {
-            cpu::wait_for_interrupt();
+            // Idle: run EL0 tasks until the next interrupt (or `wfi` when there are none).
+            crate::task::run_while_idle(index);
             cpu::unmask_irqs();
             continue;
         }

@@ -16,6 +16,7 @@ mod ebpf;
 mod faults;
 mod qemu_sh;
 mod rpi4;
+mod tasks;
 mod wasm;
 
 use std::fmt;
