@@ -194,19 +194,25 @@ fn dispatch(command: &str, args: &mut Args) -> Result<i32> {
     }
 }
 
+/// Prints help text; a closed pipe (`cargo xtask --help | head`) is not an error.
+fn print_out(text: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout(), "{text}");
+}
+
 fn main() {
     let mut words: Vec<String> = std::env::args().skip(1).collect();
     if words.is_empty() || matches!(words[0].as_str(), "-h" | "--help" | "help") {
         match words.get(1).and_then(|c| help_for(c)) {
-            Some(text) => println!("{text}"),
-            None => println!("{USAGE}"),
+            Some(text) => print_out(&text),
+            None => print_out(USAGE),
         }
         return;
     }
     let command = words.remove(0);
     if words.iter().any(|w| w == "--help" || w == "-h") {
         match help_for(&command) {
-            Some(text) => println!("{text}"),
+            Some(text) => print_out(&text),
             None => {
                 eprintln!("error: unknown command {command:?}\n\n{USAGE}");
                 std::process::exit(2);

@@ -190,7 +190,7 @@ fn run_suite(suite: &Suite, context: &Context) -> Result<Tally> {
     })?;
     if !status.success() && tally.failed == 0 {
         eprintln!(
-            "suite {} exited with {status} without a failing test: counted as one failure (build error?)",
+            "suite {} exited with {status} without reporting a failed test (a build error, or a test binary that crashed before its summary): counted as one failure",
             suite.name
         );
         tally.failed += 1;
