@@ -484,7 +484,7 @@ fn count_program() -> Result<&'static Program, String> {
                 summary.insns,
                 summary.states_explored
             );
-            Program::load(&slots, &HelperTable::standard(), &[map.clone()])
+            Program::load(&slots, &HelperTable::standard(), core::slice::from_ref(map))
                 .map_err(|e| format!("load: {e}"))
         })
         .as_ref()
