@@ -59,8 +59,8 @@ pub struct Command {
 pub static COMMANDS: &[Command] = &[
     Command {
         name: "spawn",
-        usage: "NAME",
-        summary: "start an embedded EL0 task (no NAME: list the images)",
+        usage: "NAME [CORE]",
+        summary: "start an embedded EL0 task, optionally pinned to a worker core (no NAME: list)",
         run: crate::task::command_spawn,
     },
     Command {

@@ -431,11 +431,11 @@ fn account_ticks(kernel: &mut TaskKernel, core: usize, now: Instant) {
     }
 }
 
-/// `spawn NAME`: loads an embedded image into a new address space and makes it runnable.
+/// `spawn NAME [CORE]`: loads an embedded image into a new address space and makes it runnable.
 pub fn command_spawn(arguments: &[&str], _line: &str) {
     let Some(&name) = arguments.first() else {
         let names: Vec<&str> = images::USER_IMAGES.iter().map(|(name, _)| *name).collect();
-        println!("usage: spawn NAME (images: {})", names.join(", "));
+        println!("usage: spawn NAME [CORE] (images: {})", names.join(", "));
         return;
     };
     let Some(&(image_name, bytes)) = images::USER_IMAGES.iter().find(|(n, _)| *n == name) else {
@@ -461,8 +461,22 @@ pub fn command_spawn(arguments: &[&str], _line: &str) {
         }
     };
     let mut affinity = CoreMask::NONE;
-    for core in 1..smp::online_cores() {
-        affinity.insert(CoreId(core));
+    match arguments.get(1).map(|text| text.parse::<usize>()) {
+        None => {
+            for core in 1..smp::online_cores() {
+                affinity.insert(CoreId(core));
+            }
+        }
+        Some(Ok(core)) if (1..smp::online_cores()).contains(&core) => {
+            affinity.insert(CoreId(core));
+        }
+        Some(_) => {
+            println!(
+                "spawn: CORE must be a worker core, 1..{} (core 0 runs the console)",
+                smp::online_cores() - 1
+            );
+            return;
+        }
     }
     let result = with_kernel(|kernel| {
         let grant = kernel.asids.allocate().ok_or("no ASID left")?;

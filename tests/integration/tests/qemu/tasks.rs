@@ -103,3 +103,23 @@ fn a_spinning_task_does_not_starve_another_on_the_same_core() -> Outcome {
     );
     poweroff(&mut qemu)
 }
+
+#[test]
+fn ipc_round_trips_carry_the_right_data_across_cores_and_on_one_core() -> Outcome {
+    let mut config = virt()?;
+    config.smp = 3;
+    let mut qemu = boot(&config)?;
+    // pong pinned to core 1, ping to core 2: every round trip crosses cores (wake-up by SGI).
+    qemu.send_line("spawn pong 1")?;
+    qemu.wait_for("[task] spawned name=pong id=0x0", WAIT)?;
+    qemu.send_line("spawn ping 2")?;
+    // ping checks each of its 1000 replies (value + 1) and says so only if all were right.
+    qemu.wait_for("[ping] 1000 round trips ok", WAIT)?;
+    qemu.wait_for("[task] exit name=ping", WAIT)?;
+    // The same on one core: client and server share core 1.
+    qemu.send_line("spawn ping 1")?;
+    qemu.wait_for("[ping] 1000 round trips ok", WAIT)?;
+    qemu.send_line("ps")?;
+    qemu.wait_for("pong          InReceive", WAIT)?;
+    poweroff(&mut qemu)
+}
