@@ -31,8 +31,8 @@
 //! * Tokenizer and chat template metadata: [`Model::gguf`](Model) gives the parsed file
 //!   (`get_str`, `get_u32`, `get_array_str`, ...).
 //!
-//! Numerics match candle's `quantized_llama` (see `model` and `kernels`); on AArch64 the Q4_0,
-//! Q4_1 and Q8_0 products use NEON (`kernels::neon`), the k-quants the portable kernels.
+//! Numerics match candle's `quantized_llama` (see `model` and `kernels`); on AArch64 every
+//! quantized product uses NEON (`kernels::neon`).
 
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_code)]

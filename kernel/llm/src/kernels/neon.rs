@@ -18,8 +18,9 @@
 //! portable kernel's strictly sequential one, so results agree to float rounding, not to the
 //! bit: the tests bound the difference at 1e-6 of the sum of absolute block terms.
 //!
-//! K-quant types use the portable kernels (TinyLlama-class files; their speed target is
-//! secondary); `dot` returns `None` for them.
+//! Q4_K and Q6_K (TinyLlama-class files) use NEON for the integer sums of each 16 weights
+//! (`smull`/`smlal2`, one `saddlv`) and keep the portable kernels' scalar float steps, so they
+//! are bit-identical to the portable kernels; they are not yet grouped like Q4_1.
 
 #![allow(unsafe_code)]
 
@@ -27,7 +28,9 @@ use core::arch::aarch64::*;
 use core::arch::asm;
 
 use super::Activations;
-use crate::quant::{GgmlType, Q4_0_BYTES, Q4_1_BYTES, Q8_0_BYTES, QK};
+use crate::quant::{
+    q4_k_scale_min, GgmlType, Q4_0_BYTES, Q4_1_BYTES, Q4_K_BYTES, Q6_K_BYTES, Q8_0_BYTES, QK, QK_K,
+};
 
 /// `x` rounded to the nearest integer, ties away from zero (exactly `roundf`), saturated to
 /// i32, with the hardware `fcvtas` (one instruction instead of libm's software rounding).
@@ -73,6 +76,7 @@ pub fn dot(ty: GgmlType, row: &[u8], act: &Activations) -> Option<f32> {
         GgmlType::Q4_1 => (Q4_1_BYTES, dot_q4_1),
         GgmlType::Q8_0 => (Q8_0_BYTES, dot_q8_0),
         GgmlType::Q4_0 => (Q4_0_BYTES, dot_q4_0),
+        GgmlType::Q4_K | GgmlType::Q6_K => return dot_k(ty, row, act),
         _ => return None,
     };
     if row.len() != blocks * bytes
@@ -102,6 +106,24 @@ pub fn dot_rows(
         GgmlType::Q4_1 => Q4_1_BYTES,
         GgmlType::Q8_0 => Q8_0_BYTES,
         GgmlType::Q4_0 => Q4_0_BYTES,
+        GgmlType::Q4_K | GgmlType::Q6_K => {
+            let Some(end) = first
+                .checked_add(out.len())
+                .and_then(|e| e.checked_mul(row_bytes))
+            else {
+                return false;
+            };
+            let Some(rows) = data.get(first * row_bytes..end) else {
+                return false;
+            };
+            for (o, r) in out.iter_mut().zip(rows.chunks_exact(row_bytes.max(1))) {
+                match dot_k(ty, r, act) {
+                    Some(v) => *o = v,
+                    None => return false,
+                }
+            }
+            return true;
+        }
         _ => return false,
     };
     let end = first
@@ -364,6 +386,140 @@ fn dot_q4_1(row: &[u8], act: &Activations, blocks: usize) -> f32 {
     sum
 }
 
+/// Q4_K / Q6_K x Q8_K with NEON integer sums and the portable kernel's float steps in the
+/// same order, so the result is bit-identical to `portable::dot_q4_k` / `dot_q6_k`.
+/// `None` when the sizes do not match (the portable kernel then decides).
+fn dot_k(ty: GgmlType, row: &[u8], act: &Activations) -> Option<f32> {
+    let superblocks = act.len() / QK_K;
+    let bytes = if ty == GgmlType::Q4_K {
+        Q4_K_BYTES
+    } else {
+        Q6_K_BYTES
+    };
+    if act.len() % QK_K != 0
+        || row.len() != superblocks * bytes
+        || act.qk.len() < superblocks * QK_K
+        || act.dk.len() < superblocks
+        || act.bsums.len() < superblocks * (QK_K / 16)
+    {
+        return None;
+    }
+    Some(if ty == GgmlType::Q4_K {
+        dot_q4_k(row, act, superblocks)
+    } else {
+        dot_q6_k(row, act, superblocks)
+    })
+}
+
+/// Sum of the 16 products of 16 lanes (widening to 16 bits, then one widening add across).
+/// Lanes must keep 2 x |w| x |x| within i16 (Q4_K nibbles: 2 x 15 x 128; Q6_K: 2 x 32 x 128).
+#[inline(always)]
+fn sum16(w: int8x16_t, x: int8x16_t) -> i32 {
+    // SAFETY: register-only NEON arithmetic.
+    unsafe {
+        let p = vmlal_high_s8(vmull_s8(vget_low_s8(w), vget_low_s8(x)), w, x);
+        vaddlvq_s16(p)
+    }
+}
+
+/// Q4_K x Q8_K (see `portable::dot_q4_k`); sizes checked by `dot_k`.
+fn dot_q4_k(row: &[u8], act: &Activations, superblocks: usize) -> f32 {
+    let mut sum = 0f32;
+    for sb in 0..superblocks {
+        let b = &row[sb * Q4_K_BYTES..(sb + 1) * Q4_K_BYTES];
+        let dx = act.dk[sb];
+        let d = f16_at(b, 0) * dx;
+        let dmin = f16_at(b, 2) * dx;
+        let scales = &b[4..16];
+        let bs = &act.bsums[sb * 16..sb * 16 + 16];
+        let x = act.qk[sb * QK_K..].as_ptr();
+        let mut sumi = 0i32;
+        let mut summ = 0i32;
+        for chunk in 0..4 {
+            let (sc1, m1) = q4_k_scale_min(2 * chunk, scales);
+            let (sc2, m2) = q4_k_scale_min(2 * chunk + 1, scales);
+            // SAFETY: 32 nibble bytes at 16 + 32 * chunk of the 144-byte block, and 64
+            // activations at 64 * chunk of the super-block's 256 (q32 length checked).
+            let (lo, hi) = unsafe {
+                let q0 = ld_u8x16(b.as_ptr().add(16 + 32 * chunk));
+                let q1 = ld_u8x16(b.as_ptr().add(32 + 32 * chunk));
+                let xp = x.add(64 * chunk);
+                let m = vdupq_n_u8(0x0f);
+                let l0 = vreinterpretq_s8_u8(vandq_u8(q0, m));
+                let l1 = vreinterpretq_s8_u8(vandq_u8(q1, m));
+                let h0 = vreinterpretq_s8_u8(vshrq_n_u8(q0, 4));
+                let h1 = vreinterpretq_s8_u8(vshrq_n_u8(q1, 4));
+                let lo = sum16(l0, ld_s8x16(xp)) + sum16(l1, ld_s8x16(xp.add(16)));
+                let hi = sum16(h0, ld_s8x16(xp.add(32))) + sum16(h1, ld_s8x16(xp.add(48)));
+                (lo, hi)
+            };
+            sumi += sc1 as i32 * lo + sc2 as i32 * hi;
+            summ += m1 as i32 * (bs[4 * chunk] + bs[4 * chunk + 1]);
+            summ += m2 as i32 * (bs[4 * chunk + 2] + bs[4 * chunk + 3]);
+        }
+        sum += d * sumi as f32 - dmin * summ as f32;
+    }
+    sum
+}
+
+/// Q6_K x Q8_K (see `portable::dot_q6_k`); sizes checked by `dot_k`.
+fn dot_q6_k(row: &[u8], act: &Activations, superblocks: usize) -> f32 {
+    let mut sum = 0f32;
+    for sb in 0..superblocks {
+        let b = &row[sb * Q6_K_BYTES..(sb + 1) * Q6_K_BYTES];
+        let d = f16_at(b, 208) * act.dk[sb];
+        let x = act.qk[sb * QK_K..].as_ptr();
+        let mut sumi = 0i32;
+        for half in 0..2 {
+            let sc = &b[192 + 8 * half..192 + 8 * half + 8];
+            // SAFETY: ql (64 bytes at 64 * half), qh (32 bytes at 128 + 32 * half) lie inside
+            // the 210-byte block; 128 activations at 128 * half of the super-block's 256.
+            let g = unsafe {
+                let ql = b.as_ptr().add(64 * half);
+                let qh = b.as_ptr().add(128 + 32 * half);
+                let (ql0, ql1, ql2, ql3) = (
+                    ld_u8x16(ql),
+                    ld_u8x16(ql.add(16)),
+                    ld_u8x16(ql.add(32)),
+                    ld_u8x16(ql.add(48)),
+                );
+                let (qh0, qh1) = (ld_u8x16(qh), ld_u8x16(qh.add(16)));
+                let m4 = vdupq_n_u8(0x0f);
+                let m2 = vdupq_n_u8(0x30);
+                let off = vdupq_n_s8(32);
+                // q = low-or-high nibble | (2 bits of qh) << 4, minus 32.
+                let mk = |nib: uint8x16_t, hb: uint8x16_t| -> int8x16_t {
+                    vsubq_s8(vreinterpretq_s8_u8(vorrq_u8(nib, vandq_u8(hb, m2))), off)
+                };
+                let q1a = mk(vandq_u8(ql0, m4), vshlq_n_u8(qh0, 4));
+                let q1b = mk(vandq_u8(ql1, m4), vshlq_n_u8(qh1, 4));
+                let q2a = mk(vandq_u8(ql2, m4), vshlq_n_u8(qh0, 2));
+                let q2b = mk(vandq_u8(ql3, m4), vshlq_n_u8(qh1, 2));
+                let q3a = mk(vshrq_n_u8(ql0, 4), qh0);
+                let q3b = mk(vshrq_n_u8(ql1, 4), qh1);
+                let q4a = mk(vshrq_n_u8(ql2, 4), vshrq_n_u8(qh0, 2));
+                let q4b = mk(vshrq_n_u8(ql3, 4), vshrq_n_u8(qh1, 2));
+                let xp = x.add(128 * half);
+                [
+                    sum16(q1a, ld_s8x16(xp)),
+                    sum16(q1b, ld_s8x16(xp.add(16))),
+                    sum16(q2a, ld_s8x16(xp.add(32))),
+                    sum16(q2b, ld_s8x16(xp.add(48))),
+                    sum16(q3a, ld_s8x16(xp.add(64))),
+                    sum16(q3b, ld_s8x16(xp.add(80))),
+                    sum16(q4a, ld_s8x16(xp.add(96))),
+                    sum16(q4b, ld_s8x16(xp.add(112))),
+                ]
+            };
+            for (k, gs) in g.iter().enumerate() {
+                sumi += (sc[k] as i8) as i32 * gs;
+            }
+        }
+        sum += d * sumi as f32;
+    }
+    sum
+}
+
 /// Four f16 values (as bits) to f32 with `fcvtl`.
 #[inline(always)]
 fn f16x4_to_f32(h: uint16x4_t) -> float32x4_t {
@@ -552,7 +708,7 @@ mod tests {
     #[test]
     fn neon_kernels_agree_with_portable() {
         // 1536 = 12 groups of 4 blocks; 1568 adds a one-block tail; 576 = SmolLM2's width.
-        for n in [1536usize, 1568, 576] {
+        for n in [1536usize, 1568, 576, 2048, 5632] {
             check_kernels(n);
         }
     }
@@ -565,16 +721,25 @@ mod tests {
         };
         let x: Vec<f32> = (0..n).map(|_| rnd()).collect();
         let mut act = Activations::new(n);
-        act.set(&x, true, false);
-        for ty in [GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q8_0] {
+        act.set(&x, true, true);
+        for ty in [
+            GgmlType::Q4_0,
+            GgmlType::Q4_1,
+            GgmlType::Q8_0,
+            GgmlType::Q4_K,
+            GgmlType::Q6_K,
+        ] {
+            if n % ty.block_size() != 0 {
+                continue;
+            }
             for _ in 0..8 {
                 let w: Vec<f32> = (0..n).map(|_| rnd()).collect();
                 let mut bytes = Vec::new();
                 assert!(quantize_row(ty, &w, &mut bytes));
                 let neon = dot(ty, &bytes, &act).expect("NEON kernel");
                 let port = portable::dot(ty, &bytes, &act);
-                if ty == GgmlType::Q4_0 {
-                    // One block at a time, scalar float part: bit-identical.
+                if matches!(ty, GgmlType::Q4_0 | GgmlType::Q4_K | GgmlType::Q6_K) {
+                    // Scalar float part in the portable order: bit-identical.
                     assert_eq!(neon.to_bits(), port.to_bits(), "{ty}: {neon} vs {port}");
                 } else {
                     // Bound: 1e-6 of the sum of |block terms| (float reassociation only).
