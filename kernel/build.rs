@@ -34,7 +34,9 @@ fn main() {
 }
 
 /// The task programs, by name (user/NAME.S).
-const USER_TASKS: [&str; 7] = ["hello", "spin", "fault", "undef", "fuzz", "ping", "pong"];
+const USER_TASKS: [&str; 8] = [
+    "hello", "spin", "fault", "undef", "fuzz", "ping", "pong", "latency",
+];
 
 fn run_tool(program: &str, arguments: &[&std::ffi::OsStr]) -> Result<(), String> {
     match std::process::Command::new(program).args(arguments).output() {

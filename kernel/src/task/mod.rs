@@ -59,8 +59,15 @@ mod images {
     include!(concat!(env!("OUT_DIR"), "/user_tasks.rs"));
 }
 
-/// Priority of tasks started from the console (0 most urgent, 7 least).
-const CONSOLE_PRIORITY: u8 = 4;
+/// Priority of a task started from the console (0 most urgent, 7 least): the latency-sensitive
+/// workload above the rest, the batch spinner below, everything else in the middle.
+fn console_priority(name: &str) -> u8 {
+    match name {
+        "latency" => 1,
+        "spin" => 6,
+        _ => 4,
+    }
+}
 /// No task's frame is on this core's stack.
 const NO_TASK: u32 = u32::MAX;
 
@@ -491,8 +498,12 @@ pub fn command_spawn(arguments: &[&str], _line: &str) {
         if grant.needs_flush {
             flush_asid(grant.asid);
         }
-        let descriptor =
-            plan.task_descriptor(image_name, Priority(CONSOLE_PRIORITY), affinity, false);
+        let descriptor = plan.task_descriptor(
+            image_name,
+            Priority(console_priority(image_name)),
+            affinity,
+            false,
+        );
         if kernel.contexts.len() >= tasking::limits::MAX_TASKS {
             layout::release(space, &mut kernel.frames);
             kernel.asids.free(grant.asid);
