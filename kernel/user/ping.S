@@ -1,6 +1,7 @@
 // ping: an IPC client. Finds the task named "pong" with `task_info` (10) over the task table,
 // then makes 1000 `send` (0) round trips carrying a counter and checks every reply is the
-// counter plus one. Logs "1000 round trips ok" (or what went wrong) and exits.
+// counter plus one. Logs "1000 round trips ok, N ns each" (guest time from `get_time`) or what
+// went wrong, and exits.
     .section .text
     .global _start
 _start:
@@ -21,6 +22,9 @@ find:
     b       find
 found:
     ldr     w21, [x19]              // pong's current id
+    mov     x8, #7
+    svc     #0
+    mov     x26, x1                 // start time (ns)
     mov     x23, #0                 // counter
     adr     x24, request
     adr     x25, response
@@ -44,8 +48,21 @@ round:
     mov     x23, x10
     cmp     x23, #1000
     b.ne    round
+    mov     x8, #7
+    svc     #0
+    sub     x26, x1, x26            // elapsed ns
+    adr     x24, text
     adr     x0, ok_message
     mov     x1, #(ok_end - ok_message)
+    bl      append
+    mov     x9, #1000
+    udiv    x0, x26, x9
+    bl      append_decimal
+    adr     x0, ns_message
+    mov     x1, #(ns_end - ns_message)
+    bl      append
+    adr     x0, text
+    sub     x1, x24, x0
     b       log_and_exit
 failed:
     adr     x0, failed_message
@@ -62,13 +79,41 @@ log_and_exit:
     svc     #0
 1:  b       1b
 
+append:                             // copy x1 bytes from x0 to x24 (advanced)
+    cbz     x1, 2f
+    ldrb    w9, [x0], #1
+    strb    w9, [x24], #1
+    sub     x1, x1, #1
+    b       append
+2:  ret
+
+append_decimal:                     // write x0 in decimal at x24 (advanced)
+    adr     x10, digits_end
+    mov     x11, x10
+    mov     x12, #10
+3:  udiv    x13, x0, x12
+    msub    x14, x13, x12, x0
+    add     x14, x14, #'0'
+    strb    w14, [x11, #-1]!
+    mov     x0, x13
+    cbnz    x0, 3b
+4:  cmp     x11, x10
+    b.eq    5f
+    ldrb    w9, [x11], #1
+    strb    w9, [x24], #1
+    b       4b
+5:  ret
+
     .section .rodata
     .balign 8
 name:
     .ascii  "pong\0\0\0\0"
 ok_message:
-    .ascii  "1000 round trips ok"
+    .ascii  "1000 round trips ok, "
 ok_end:
+ns_message:
+    .ascii  " ns each"
+ns_end:
 failed_message:
     .ascii  "round trip failed"
 failed_end:
@@ -84,3 +129,8 @@ request:
     .space  16
 response:
     .space  16
+text:
+    .space  128
+digits:
+    .space  32
+digits_end:
