@@ -70,6 +70,12 @@ pub static COMMANDS: &[Command] = &[
         run: crate::task::command_ps,
     },
     Command {
+        name: "top",
+        usage: "[ROUNDS]",
+        summary: "tasks with their CPU share, refreshed every second (default 5 rounds)",
+        run: crate::task::command_top,
+    },
+    Command {
         name: "kill",
         usage: "ID",
         summary: "stop a task (it is not restarted)",

@@ -623,3 +623,67 @@ pub fn command_sched(_arguments: &[&str], _line: &str) {
         println!("{line}");
     }
 }
+
+/// `top [ROUNDS]`: `ps` with each task's share of a core over the last second, refreshed once a
+/// second for ROUNDS rounds (default 5, at most 60).
+pub fn command_top(arguments: &[&str], _line: &str) {
+    let rounds = arguments
+        .first()
+        .and_then(|text| text.parse::<u64>().ok())
+        .unwrap_or(5)
+        .clamp(1, 60);
+    let mut previous: Vec<(u32, u64)> = Vec::new();
+    for round in 0..rounds {
+        let rows = with_kernel(|kernel| {
+            (0..kernel.system.task_count())
+                .filter_map(|index| kernel.system.task_info(index))
+                .collect::<Vec<_>>()
+        });
+        println!(
+            "top: uptime {} ms, {} tasks (round {} of {rounds})",
+            timer::uptime_milliseconds(),
+            rows.len(),
+            round + 1
+        );
+        println!("  ID        NAME          STATE      CORE PRIO CPU_TICKS  CPU%");
+        let mut current = Vec::new();
+        for record in rows {
+            let id = record.id.to_raw();
+            let before = previous
+                .iter()
+                .find(|(seen, _)| *seen == id)
+                .map_or(0, |(_, ticks)| *ticks);
+            let percent = if round == 0 {
+                alloc::string::String::from("-")
+            } else {
+                let delta = record.cpu_ticks.saturating_sub(before);
+                alloc::format!("{}", delta * 100 / crate::limits::TICK_HZ.max(1))
+            };
+            let core = record
+                .core
+                .map_or(alloc::string::String::from("-"), |c| alloc::format!("{c}"));
+            println!(
+                "  {:#08x}  {:<12}  {:<9}  {:>4} {:>4} {:>9} {:>5}",
+                id,
+                record.name_str(),
+                alloc::format!("{:?}", record.state),
+                core,
+                record.priority,
+                record.cpu_ticks,
+                percent
+            );
+            current.push((id, record.cpu_ticks));
+        }
+        previous = current;
+        if round + 1 < rounds {
+            let deadline = timer::uptime_milliseconds() + 1000;
+            while timer::uptime_milliseconds() < deadline {
+                let were_enabled = cpu::mask_irqs();
+                if were_enabled {
+                    cpu::wait_for_interrupt();
+                }
+                cpu::restore_irqs(were_enabled);
+            }
+        }
+    }
+}

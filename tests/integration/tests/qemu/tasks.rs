@@ -97,6 +97,20 @@ fn a_spinning_task_does_not_starve_another_on_the_same_core() -> Outcome {
         spinner_ticks.len() == 2 && spinner_ticks.iter().all(|&ticks| ticks > 0),
         "both spinners should have CPU time: {spinner_ticks:?} from {table:?}"
     );
+    // top: two rounds a second apart; the second gives each spinner a share of core 1.
+    qemu.send_line("top 2")?;
+    qemu.wait_for("(round 2 of 2)", WAIT)?;
+    let second_round = qemu.wait_for("anneal> ", WAIT)?;
+    let shares: Vec<u64> = second_round
+        .lines()
+        .filter(|line| line.contains(" spin "))
+        .filter_map(|line| line.split_whitespace().last()?.parse().ok())
+        .collect();
+    ensure!(
+        qemu,
+        shares.len() == 2 && shares.iter().all(|&share| share > 0 && share <= 100),
+        "top should give both spinners a CPU share: {shares:?} from {second_round:?}"
+    );
     let sched = qemu.command("sched")?;
     let core1 = sched
         .lines()
