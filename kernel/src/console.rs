@@ -117,6 +117,15 @@ pub fn dropped_input_bytes() -> u64 {
     RECEIVED.lock().dropped()
 }
 
+/// Input bytes received and not yet read, without taking any: lets a long command (`ai`) stop
+/// on a key press and leave the byte for the shell.
+pub fn pending_input_bytes() -> usize {
+    let were_enabled = crate::arch::aarch64::cpu::mask_irqs();
+    let pending = RECEIVED.lock().len();
+    crate::arch::aarch64::cpu::restore_irqs(were_enabled);
+    pending
+}
+
 /// Waits for the next input byte.
 pub fn read_byte() -> u8 {
     use crate::arch::aarch64::cpu;

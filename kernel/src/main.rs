@@ -49,6 +49,8 @@ mod power;
 mod shell;
 #[cfg(target_os = "none")]
 mod task;
+#[cfg(target_os = "none")]
+mod services;
 
 /// The worker pool and per-core data, at a short path: `crate::smp::run_on_all_cores(...)`.
 #[cfg(target_os = "none")]
@@ -366,6 +368,8 @@ mod boot_sequence {
             facts.cpus_in_tree,
             crate::limits::TICK_HZ
         );
+
+        crate::services::init();
 
         shell::set_boot_info(shell::BootInfo {
             board: facts.board.name(),

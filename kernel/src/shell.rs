@@ -112,6 +112,24 @@ pub static COMMANDS: &[Command] = &[
         run: command_cores,
     },
     Command {
+        name: "model",
+        usage: "",
+        summary: "the loaded model: arch, parameters, tensor types, context, memory",
+        run: crate::services::model::command_model,
+    },
+    Command {
+        name: "ai",
+        usage: "[--greedy] [--max-tokens N] [--seed S] [--raw] <prompt>",
+        summary: "generate text with the model (streams; any key stops)",
+        run: crate::services::ai::command_ai,
+    },
+    Command {
+        name: "ai-stats",
+        usage: "",
+        summary: "the last ai run's figures on one machine-readable line",
+        run: crate::services::ai::command_ai_stats,
+    },
+    Command {
         name: "ebpf",
         usage: "selftest|bench [REPEAT|verifier]|maps|count KEY [DELTA]",
         summary: "eBPF in the kernel: conformance subset and multi-core maps, benchmarks, shared maps",
