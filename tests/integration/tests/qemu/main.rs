@@ -10,6 +10,7 @@
 //! [`boot`] starts it and waits for the prompt, and tests return [`Outcome`] so that a
 //! failure prints the harness's message (with the console transcript) readably.
 
+mod ai;
 mod board_virt;
 mod console;
 mod ebpf;
