@@ -36,6 +36,11 @@ pub const BENCHES: &[Bench] = &[Bench {
     run: run_boot,
 },
 Bench {
+    name: "infer",
+    about: "in-kernel inference: prompt/generation tok/s at 1, 2, 4 cores, time to first token, peak memory, guest instructions per token (-icount)",
+    run: crate::bench_infer::run_infer,
+},
+Bench {
     name: "ebpf",
     about: "eBPF interpreter ns/instruction (host and in QEMU virt cortex-a72) and verifier time/memory against size",
     run: crate::bench_ebpf::run,

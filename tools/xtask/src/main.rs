@@ -12,6 +12,7 @@
 
 mod args;
 mod bench;
+mod bench_infer;
 mod bench_ebpf;
 mod bench_wasm;
 mod error;
