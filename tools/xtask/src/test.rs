@@ -81,6 +81,11 @@ pub fn suites() -> Vec<Suite> {
             command: |_| {
                 let mut c = cargo();
                 c.args(["test", "--profile", "hosttest", "--no-fail-fast"]);
+                // wasmi's executor keeps large frames when debug assertions are on (the
+                // hosttest profile), and a long wasm loop overflows libtest's default 2 MiB
+                // thread stack (seen in the wasm crate's console and module tests); give
+                // test threads 16 MiB.
+                c.env("RUST_MIN_STACK", "16777216");
                 c
             },
         },
