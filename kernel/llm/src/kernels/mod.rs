@@ -70,6 +70,27 @@ pub const PERMUTED: [usize; QK] = {
     p
 };
 
+/// One block of Q8_1 values widened to i16, in [`PERMUTED`] order; 16-byte aligned so that
+/// the NEON kernels load it with `ldp q` pairs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C, align(16))]
+pub struct ActivationBlock(pub [i16; QK]);
+
+/// The fixed-point scale data of four consecutive activation blocks (a NEON kernel's group),
+/// one 64-byte record: four 16-byte registers at one pointer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C, align(16))]
+pub struct GroupScales {
+    /// The mantissa of each block's scale `d` (see [`fixed::split_f16`]).
+    pub x_mantissa: [i32; 4],
+    /// The exponent of each block's `d` minus the vector's largest (never positive).
+    pub x_shift: [i32; 4],
+    /// Each block's `s` in fixed point: `mantissa << (exponent - largest + 19)`.
+    pub s_fix: [i32; 4],
+    /// Each block's `sum(q)` (Q4_0's offset of 8 folds into it).
+    pub q_sum: [i32; 4],
+}
+
 /// An activation vector in every form a kernel may need, with buffers allocated once for the
 /// longest vector (`capacity`), so quantizing inside the token loop does not allocate.
 #[derive(Clone, Debug)]
@@ -77,21 +98,16 @@ pub struct Activations {
     len: usize,
     /// The f32 values.
     pub x: Vec<f32>,
-    /// Q8_1 values widened to i16, each block in [`PERMUTED`] order. Capacity is padded to
-    /// whole groups of four blocks (the NEON kernels' step).
-    pub q16: Vec<i16>,
+    /// Q8_1 values, one [`ActivationBlock`] per 32, padded with zero blocks to whole groups of
+    /// four (the NEON kernels' step: a row's last group may read past the vector, where its
+    /// weights are zero and add nothing).
+    pub q16: Vec<ActivationBlock>,
+    /// The fixed-point scales, one record per group of four blocks.
+    pub groups: Vec<GroupScales>,
     /// Per-32 block scale `d` (f16-rounded, as f32).
     pub d32: Vec<f32>,
     /// Per-32 block `s = d * sum(q)` (f16-rounded like candle's Q8_1, as f32).
     pub s32: Vec<f32>,
-    /// Per-32 block: the mantissa of `d` (see [`fixed::split_f16`]).
-    pub x_mantissa: Vec<i32>,
-    /// Per-32 block: the exponent of `d` minus the vector's largest (never positive).
-    pub x_shift: Vec<i32>,
-    /// Per-32 block: `s` in fixed point, `mantissa << (exponent - largest + 19)`.
-    pub s_fix: Vec<i32>,
-    /// Per-32 block: `sum(q)` (Q4_0's offset of 8 folds into it).
-    pub q_sum: Vec<i32>,
     /// The largest exponent of the `d` scales of the current vector.
     pub scale_exponent_max: i32,
     /// The largest exponent of the `s` sums of the current vector.
@@ -109,25 +125,50 @@ impl Activations {
     /// multiple of 256 and are only produced when the length is one).
     pub fn new(capacity: usize) -> Activations {
         let cap_k = capacity.div_ceil(QK_K) * QK_K;
-        // Whole groups of four blocks, zero beyond the vector: a kernel's last group may read
-        // them (its weights are zero there, so they add nothing).
-        let blocks = capacity.div_ceil(4 * QK) * 4;
+        let groups = capacity.div_ceil(4 * QK);
         Activations {
             len: 0,
             x: alloc::vec![0.0; capacity],
-            q16: alloc::vec![0; blocks * QK],
-            d32: alloc::vec![0.0; blocks],
-            s32: alloc::vec![0.0; blocks],
-            x_mantissa: alloc::vec![0; blocks],
-            x_shift: alloc::vec![0; blocks],
-            s_fix: alloc::vec![0; blocks],
-            q_sum: alloc::vec![0; blocks],
+            q16: alloc::vec![ActivationBlock::default(); groups * 4],
+            groups: alloc::vec![GroupScales::default(); groups],
+            d32: alloc::vec![0.0; groups * 4],
+            s32: alloc::vec![0.0; groups * 4],
             scale_exponent_max: 1,
             sum_exponent_max: 1,
             qk: alloc::vec![0; cap_k],
             dk: alloc::vec![0.0; cap_k / QK_K],
             bsums: alloc::vec![0; cap_k / 16],
         }
+    }
+
+    /// Block `b`'s 32 permuted Q8_1 values.
+    #[inline(always)]
+    pub fn block(&self, b: usize) -> &[i16; QK] {
+        &self.q16[b].0
+    }
+
+    /// Block `b`'s scale mantissa.
+    #[inline(always)]
+    pub fn x_mantissa(&self, b: usize) -> i32 {
+        self.groups[b / 4].x_mantissa[b % 4]
+    }
+
+    /// Block `b`'s scale exponent minus the vector's largest.
+    #[inline(always)]
+    pub fn x_shift(&self, b: usize) -> i32 {
+        self.groups[b / 4].x_shift[b % 4]
+    }
+
+    /// Block `b`'s sum scale in fixed point.
+    #[inline(always)]
+    pub fn s_fix(&self, b: usize) -> i32 {
+        self.groups[b / 4].s_fix[b % 4]
+    }
+
+    /// Block `b`'s `sum(q)`.
+    #[inline(always)]
+    pub fn q_sum(&self, b: usize) -> i32 {
+        self.groups[b / 4].q_sum[b % 4]
     }
 
     /// Length of the current vector.
@@ -147,21 +188,17 @@ impl Activations {
 
     /// The Q8_1 value of element `i` (natural order).
     pub fn q8(&self, i: usize) -> i8 {
-        self.q16[i / QK * QK + PERMUTED[i % QK]] as i8
+        self.q16[i / QK].0[PERMUTED[i % QK]] as i8
     }
 
     /// Bytes of every buffer.
     pub fn heap_bytes(&self) -> usize {
-        let words = self.x.len()
-            + self.d32.len()
-            + self.s32.len()
-            + self.x_mantissa.len()
-            + self.x_shift.len()
-            + self.s_fix.len()
-            + self.q_sum.len()
-            + self.dk.len()
-            + self.bsums.len();
-        words * 4 + self.q16.len() * 2 + self.qk.len()
+        let words =
+            self.x.len() + self.d32.len() + self.s32.len() + self.dk.len() + self.bsums.len();
+        words * 4
+            + self.q16.len() * core::mem::size_of::<ActivationBlock>()
+            + self.groups.len() * core::mem::size_of::<GroupScales>()
+            + self.qk.len()
     }
 
     /// Loads `x` and computes the quantized forms in `kinds`. `x.len()` must not exceed the
@@ -186,26 +223,30 @@ impl Activations {
         let mut largest_s = 1;
         for b in 0..blocks {
             let (q, d, s) = quantize_q8_1(&self.x[b * QK..(b + 1) * QK]);
-            let out = &mut self.q16[b * QK..(b + 1) * QK];
+            let out = &mut self.q16[b].0;
             let mut sum = 0i32;
             for (i, &v) in q.iter().enumerate() {
                 out[PERMUTED[i]] = i16::from(v);
                 sum += i32::from(v);
             }
-            self.q_sum[b] = sum;
             self.d32[b] = f16_to_f32(d);
             self.s32[b] = f16_to_f32(s);
             let (mantissa, exponent) = fixed::split_f16(d);
-            self.x_mantissa[b] = mantissa;
-            self.x_shift[b] = exponent;
-            self.s_fix[b] = i32::from(s); // the bits, until the largest exponent is known
+            let group = &mut self.groups[b / 4];
+            group.q_sum[b % 4] = sum;
+            group.x_mantissa[b % 4] = mantissa;
+            group.x_shift[b % 4] = exponent;
+            // The bits, until the largest exponent is known.
+            group.s_fix[b % 4] = i32::from(s);
             largest_d = largest_d.max(exponent);
             largest_s = largest_s.max(fixed::split_f16(s).1);
         }
         for b in 0..blocks {
-            let (mantissa, exponent) = fixed::split_f16(self.s_fix[b] as u16);
-            self.s_fix[b] = fixed::sshl32(mantissa, exponent - largest_s + fixed::SUM_SCALE_BITS);
-            self.x_shift[b] -= largest_d;
+            let group = &mut self.groups[b / 4];
+            let (mantissa, exponent) = fixed::split_f16(group.s_fix[b % 4] as u16);
+            group.s_fix[b % 4] =
+                fixed::sshl32(mantissa, exponent - largest_s + fixed::SUM_SCALE_BITS);
+            group.x_shift[b % 4] -= largest_d;
         }
         self.scale_exponent_max = largest_d;
         self.sum_exponent_max = largest_s;

@@ -34,7 +34,7 @@ use core::arch::aarch64::*;
 use core::arch::asm;
 
 use super::fixed::BlockScaling;
-use super::Activations;
+use super::{ActivationBlock, Activations, GroupScales};
 use crate::quant::{
     q4_k_scale_min, GgmlType, Q4_0_BYTES, Q4_1_BYTES, Q4_K_BYTES, Q6_K_BYTES, Q8_0_BYTES, QK, QK_K,
 };
@@ -107,72 +107,27 @@ pub fn dot_rows(
     }
 }
 
+/// Zero bytes standing in for the missing blocks of a row's last group (at least the
+/// largest block, Q8_0's 34 bytes): zero scales add nothing.
+static ZERO_BLOCK: [u8; Q8_0_BYTES] = [0; Q8_0_BYTES];
+
 /// A group kernel: four blocks of one 32-element format against four activation blocks.
 trait GroupKernel {
     /// Bytes of one block.
     const BLOCK_BYTES: usize;
 
-    /// `acc` plus the group's terms.
+    /// `acc` plus the terms of the blocks at `blocks` against activation blocks `b..b + 4`.
     ///
     /// # Safety
-    /// `blk` must point to `4 * BLOCK_BYTES` readable bytes, and activation blocks
-    /// `b..b + 4` must be in bounds of `q16` (32 values each) and of the per-block arrays.
+    /// Each pointer must point to `BLOCK_BYTES` readable bytes. (Activation blocks `b..b + 4`
+    /// and group `b / 4` are indexed with bounds checks, which `fixed_rows` makes sure pass.)
     unsafe fn group(
         acc: int64x2_t,
-        blk: *const u8,
+        blocks: [*const u8; 4],
         act: &Activations,
         b: usize,
         shifts: &Shifts,
     ) -> int64x2_t;
-}
-
-struct Q4_0Groups;
-struct Q4_1Groups;
-struct Q8_0Groups;
-
-impl GroupKernel for Q4_0Groups {
-    const BLOCK_BYTES: usize = Q4_0_BYTES;
-    #[inline(always)]
-    unsafe fn group(
-        acc: int64x2_t,
-        blk: *const u8,
-        act: &Activations,
-        b: usize,
-        shifts: &Shifts,
-    ) -> int64x2_t {
-        // SAFETY: forwarded from the trait method's contract.
-        unsafe { group_q4_0(acc, blk, act, b, shifts) }
-    }
-}
-
-impl GroupKernel for Q4_1Groups {
-    const BLOCK_BYTES: usize = Q4_1_BYTES;
-    #[inline(always)]
-    unsafe fn group(
-        acc: int64x2_t,
-        blk: *const u8,
-        act: &Activations,
-        b: usize,
-        shifts: &Shifts,
-    ) -> int64x2_t {
-        // SAFETY: forwarded from the trait method's contract.
-        unsafe { group_q4_1(acc, blk, act, b, shifts) }
-    }
-}
-
-impl GroupKernel for Q8_0Groups {
-    const BLOCK_BYTES: usize = Q8_0_BYTES;
-    #[inline(always)]
-    unsafe fn group(
-        acc: int64x2_t,
-        blk: *const u8,
-        act: &Activations,
-        b: usize,
-        shifts: &Shifts,
-    ) -> int64x2_t {
-        // SAFETY: forwarded from the trait method's contract.
-        unsafe { group_q8_0(acc, blk, act, b, shifts) }
-    }
 }
 
 /// The rows of a 32-element format through its group kernel. Checks that the activations
@@ -188,40 +143,40 @@ fn fixed_rows<K: GroupKernel>(
     let blocks = act.len() / QK;
     let padded = blocks.div_ceil(4) * 4;
     if row_bytes != blocks * block_bytes
-        || act.q16.len() < padded * QK
-        || act.x_mantissa.len() < padded
-        || act.x_shift.len() < padded
-        || act.s_fix.len() < padded
-        || act.q_sum.len() < padded
+        || block_bytes > ZERO_BLOCK.len()
+        || act.q16.len() < padded
+        || act.groups.len() < padded / 4
     {
         return false;
     }
     let shifts = Shifts::new(scaling);
     let whole = blocks / 4;
-    let start = whole * 4 * block_bytes;
     for (o, row) in out.iter_mut().zip(rows.chunks_exact(row_bytes)) {
-        // SAFETY: group `g < whole` is the row's bytes `g * 4 * block_bytes..(g + 1) * 4 *
-        // block_bytes` (inside the row), the tail group a stack buffer of four blocks
-        // (`4 * Q8_0_BYTES` is the largest); both read activation blocks `4g..4g + 4 <=
-        // padded`, in bounds by the check above. `vdupq`/`vgetq` are register-only.
+        let base = row.as_ptr();
+        // SAFETY: block `k < blocks` is the row's bytes `k * block_bytes..(k + 1) *
+        // block_bytes`; the last group's missing blocks are `ZERO_BLOCK`, at least as long
+        // (checked above). Every group uses activation blocks `4g..4g + 4 <= padded`, present
+        // by the check above. `vdupq` is register-only.
         let sum = unsafe {
             let mut acc = vdupq_n_s64(0);
             for g in 0..whole {
-                acc = K::group(
-                    acc,
-                    row.as_ptr().add(g * 4 * block_bytes),
-                    act,
-                    4 * g,
-                    &shifts,
-                );
+                let p = base.add(4 * g * block_bytes);
+                let group = [
+                    p,
+                    p.add(block_bytes),
+                    p.add(2 * block_bytes),
+                    p.add(3 * block_bytes),
+                ];
+                acc = K::group(acc, group, act, 4 * g, &shifts);
             }
-            if start < row.len() {
-                // The last 1-3 blocks, in a zeroed four-block buffer: zero scales add nothing.
-                let mut buffer = [0u8; 4 * Q8_0_BYTES];
-                buffer[..row.len() - start].copy_from_slice(&row[start..]);
-                acc = K::group(acc, buffer.as_ptr(), act, 4 * whole, &shifts);
+            if whole * 4 < blocks {
+                let mut group = [ZERO_BLOCK.as_ptr(); 4];
+                for (k, slot) in group.iter_mut().enumerate().take(blocks - whole * 4) {
+                    *slot = base.add((whole * 4 + k) * block_bytes);
+                }
+                acc = K::group(acc, group, act, 4 * whole, &shifts);
             }
-            vgetq_lane_s64::<0>(acc).wrapping_add(vgetq_lane_s64::<1>(acc))
+            sum_lanes(acc)
         };
         *o = scaling.finish(sum);
     }
@@ -282,130 +237,73 @@ unsafe fn ld_s8x16(p: *const i8) -> int8x16_t {
     unsafe { vreinterpretq_s8_u8(ld_u8x16(p as *const u8)) }
 }
 
-/// Five consecutive 16-byte registers from `p` (80 bytes: one Q4_1 group of four blocks).
-///
-/// # Safety
-/// `p` must point to 80 readable bytes.
+/// One activation block (32 `i16`) as four registers, with two `ldp q` (free register
+/// choice, unlike a four-register `ld1`; see [`ld_u8x16`] for why asm).
 #[inline(always)]
-unsafe fn ld_u8x16x5(p: *const u8) -> [uint8x16_t; 5] {
-    let (a, b, c, d, e): (uint8x16_t, uint8x16_t, uint8x16_t, uint8x16_t, uint8x16_t);
-    // SAFETY: the caller guarantees 80 readable bytes; byte-element `ld1` has no alignment
-    // requirement; the post-incremented pointer is a scratch copy.
-    unsafe {
-        asm!(
-            "ld1 {{{a:v}.16b}}, [{p}], #16",
-            "ld1 {{{b:v}.16b}}, [{p}], #16",
-            "ld1 {{{c:v}.16b}}, [{p}], #16",
-            "ld1 {{{d:v}.16b}}, [{p}], #16",
-            "ld1 {{{e:v}.16b}}, [{p}]",
-            p = inout(reg) p => _,
-            a = out(vreg) a,
-            b = out(vreg) b,
-            c = out(vreg) c,
-            d = out(vreg) d,
-            e = out(vreg) e,
-            options(pure, readonly, nostack, preserves_flags)
-        );
-    }
-    [a, b, c, d, e]
-}
-
-/// Eight consecutive 16-byte registers of `i8` from `p` (128 activations: four blocks).
-///
-/// # Safety
-/// `p` must point to 128 readable bytes.
-#[inline(always)]
-unsafe fn ld_s8x16x8(p: *const i8) -> [int8x16_t; 8] {
-    let r: [int8x16_t; 8];
-    let (a, b, c, d, e, f, g, h): (
-        int8x16_t,
-        int8x16_t,
-        int8x16_t,
-        int8x16_t,
-        int8x16_t,
-        int8x16_t,
-        int8x16_t,
-        int8x16_t,
-    );
-    // SAFETY: as in `ld_u8x16x5`, for 128 bytes.
-    unsafe {
-        asm!(
-            "ld1 {{{a:v}.16b}}, [{p}], #16",
-            "ld1 {{{b:v}.16b}}, [{p}], #16",
-            "ld1 {{{c:v}.16b}}, [{p}], #16",
-            "ld1 {{{d:v}.16b}}, [{p}], #16",
-            "ld1 {{{e:v}.16b}}, [{p}], #16",
-            "ld1 {{{f:v}.16b}}, [{p}], #16",
-            "ld1 {{{g:v}.16b}}, [{p}], #16",
-            "ld1 {{{h:v}.16b}}, [{p}]",
-            p = inout(reg) p => _,
-            a = out(vreg) a,
-            b = out(vreg) b,
-            c = out(vreg) c,
-            d = out(vreg) d,
-            e = out(vreg) e,
-            f = out(vreg) f,
-            g = out(vreg) g,
-            h = out(vreg) h,
-            options(pure, readonly, nostack, preserves_flags)
-        );
-    }
-    r = [a, b, c, d, e, f, g, h];
-    r
-}
-
-/// Four registers of eight `i16` from `p` (one block of 16-bit activations) with one
-/// `ld1 {v0.8h-v3.8h}` (see [`ld_u8x16`] for why asm).
-///
-/// # Safety
-/// `p` must point to 32 readable, 2-byte aligned `i16`.
-#[inline(always)]
-unsafe fn ld_s16x8x4(p: *const i16) -> [int16x8_t; 4] {
+fn ld_block(block: &ActivationBlock) -> [int16x8_t; 4] {
     let (a, b, c, d): (int16x8_t, int16x8_t, int16x8_t, int16x8_t);
-    // SAFETY: the caller guarantees 64 readable bytes at an i16-aligned `p`; `ld1` with
-    // 16-bit elements needs only element alignment. The four registers must be consecutive,
-    // hence the fixed v16-v19.
+    // SAFETY: `block` is a valid reference to 64 bytes, 16-byte aligned by its type, so both
+    // pair loads are in bounds and aligned.
     unsafe {
         asm!(
-            "ld1 {{v16.8h, v17.8h, v18.8h, v19.8h}}, [{p}]",
-            p = in(reg) p,
-            out("v16") a,
-            out("v17") b,
-            out("v18") c,
-            out("v19") d,
+            "ldp {a:q}, {b:q}, [{p}]",
+            "ldp {c:q}, {d:q}, [{p}, #32]",
+            p = in(reg) block as *const ActivationBlock,
+            a = out(vreg) a,
+            b = out(vreg) b,
+            c = out(vreg) c,
+            d = out(vreg) d,
             options(pure, readonly, nostack, preserves_flags)
         );
     }
     [a, b, c, d]
 }
 
-/// 4 `i32` from `p` with `ld1 {v.4s}`.
-///
-/// # Safety
-/// `p` must point to 4 readable, aligned `i32`.
+/// A group's fixed-point scale record as four registers: x_mantissa, x_shift, s_fix, q_sum.
 #[inline(always)]
-unsafe fn ld_s32x4(p: *const i32) -> int32x4_t {
-    let v: int32x4_t;
-    // SAFETY: the caller guarantees 16 readable bytes at an i32-aligned `p`.
+fn ld_group(group: &GroupScales) -> [int32x4_t; 4] {
+    let (a, b, c, d): (int32x4_t, int32x4_t, int32x4_t, int32x4_t);
+    // SAFETY: as in `ld_block`: a valid, 16-byte aligned 64-byte record.
     unsafe {
         asm!(
-            "ld1 {{{v:v}.4s}}, [{p}]",
-            p = in(reg) p,
-            v = out(vreg) v,
+            "ldp {a:q}, {b:q}, [{p}]",
+            "ldp {c:q}, {d:q}, [{p}, #32]",
+            p = in(reg) group as *const GroupScales,
+            a = out(vreg) a,
+            b = out(vreg) b,
+            c = out(vreg) c,
+            d = out(vreg) d,
             options(pure, readonly, nostack, preserves_flags)
         );
     }
-    v
+    [a, b, c, d]
+}
+
+/// The sum of the two 64-bit lanes, through general registers: left to LLVM this becomes
+/// `addp d, v.2d`, which TCG runs as a helper call.
+#[inline(always)]
+fn sum_lanes(v: int64x2_t) -> i64 {
+    let sum: i64;
+    // SAFETY: register moves and an add; no memory access.
+    unsafe {
+        asm!(
+            "mov {lo}, {v:v}.d[0]",
+            "mov {hi}, {v:v}.d[1]",
+            "add {lo}, {lo}, {hi}",
+            v = in(vreg) v,
+            lo = out(reg) sum,
+            hi = out(reg) _,
+            options(pure, nomem, nostack, preserves_flags)
+        );
+    }
+    sum
 }
 
 /// `sum(q x)` of one Q4 block's 16 nibble bytes `q` (weights 0..15) with its 32 permuted
-/// activations at `a` (see `portable::nibble_sum`).
-///
-/// # Safety
-/// `a` must point to 32 readable, aligned `i16`.
+/// activations `a` (see `portable::nibble_sum`).
 #[inline(always)]
-unsafe fn nibble_sum(q: uint8x16_t, a: *const i16) -> i32 {
-    // SAFETY: forwarded load guarantee; the rest is register-only NEON.
+fn nibble_sum(q: uint8x16_t, a: &ActivationBlock) -> i32 {
+    // SAFETY: register-only NEON.
     unsafe {
         let v = vreinterpretq_u16_u8(q);
         let low = vdupq_n_u16(0x000f);
@@ -413,7 +311,7 @@ unsafe fn nibble_sum(q: uint8x16_t, a: *const i16) -> i32 {
         let n1 = vreinterpretq_s16_u16(vandq_u16(vshrq_n_u16::<4>(v), low));
         let n2 = vreinterpretq_s16_u16(vandq_u16(vshrq_n_u16::<8>(v), low));
         let n3 = vreinterpretq_s16_u16(vshrq_n_u16::<12>(v));
-        let [a0, a1, a2, a3] = ld_s16x8x4(a);
+        let [a0, a1, a2, a3] = ld_block(a);
         let mut p = vmulq_s16(n0, a0);
         p = vmlaq_s16(p, n1, a1);
         p = vmlaq_s16(p, n2, a2);
@@ -423,13 +321,10 @@ unsafe fn nibble_sum(q: uint8x16_t, a: *const i16) -> i32 {
 }
 
 /// `sum(w x)` of one Q8_0 block's 32 signed weights (`w0`: bytes 0..16, `w1`: 16..32) with
-/// its 32 permuted activations at `a` (see `portable::byte_sum`).
-///
-/// # Safety
-/// `a` must point to 32 readable, aligned `i16`.
+/// its 32 permuted activations `a` (see `portable::byte_sum`).
 #[inline(always)]
-unsafe fn byte_sum(w0: uint8x16_t, w1: uint8x16_t, a: *const i16) -> i32 {
-    // SAFETY: forwarded load guarantee; the rest is register-only NEON.
+fn byte_sum(w0: uint8x16_t, w1: uint8x16_t, a: &ActivationBlock) -> i32 {
+    // SAFETY: register-only NEON.
     unsafe {
         let v0 = vreinterpretq_s16_u8(w0);
         let v1 = vreinterpretq_s16_u8(w1);
@@ -438,7 +333,7 @@ unsafe fn byte_sum(w0: uint8x16_t, w1: uint8x16_t, a: *const i16) -> i32 {
         let lo1 = vshrq_n_s16::<8>(vshlq_n_s16::<8>(v1));
         let hi0 = vshrq_n_s16::<8>(v0);
         let hi1 = vshrq_n_s16::<8>(v1);
-        let [a0, a1, a2, a3] = ld_s16x8x4(a);
+        let [a0, a1, a2, a3] = ld_block(a);
         // Two products per lane in each accumulator: at most 2 x 128 x 127 = 32512.
         let p0 = vmlaq_s16(vmulq_s16(lo0, a0), hi0, a2);
         let p1 = vmlaq_s16(vmulq_s16(lo1, a1), hi1, a3);
@@ -493,25 +388,20 @@ fn high_halves(v: int16x8_t) -> int32x4_t {
     unsafe { vshrq_n_s32::<16>(vreinterpretq_s32_s16(v)) }
 }
 
-/// `acc += d_fix * (isum * X)` for activation blocks `b..b + 4` (see `portable::scale_term`):
-/// `d` holds the four blocks' f16 scale bits in the low halves of its 32-bit lanes.
-///
-/// # Safety
-/// Activation blocks `b..b + 4` must be in bounds of `x_mantissa` and `x_shift`.
+/// `acc += d_fix * (isum * X)` for one group (see `portable::scale_term`), from the four
+/// blocks' scale mantissas and exponents, integer sums, and the group's activation record.
 #[inline(always)]
-unsafe fn add_scale_terms(
+fn add_scale_terms(
     acc: int64x2_t,
     mantissa: int32x4_t,
     exponent: int32x4_t,
     isum: int32x4_t,
-    act: &Activations,
-    b: usize,
+    scales: &[int32x4_t; 4],
     shifts: &Shifts,
 ) -> int64x2_t {
-    // SAFETY: the caller guarantees the four elements of each array at `b`.
+    // SAFETY: register-only NEON.
     unsafe {
-        let x = ld_s32x4(act.x_mantissa.as_ptr().add(b));
-        let x_shift = ld_s32x4(act.x_shift.as_ptr().add(b));
+        let [x, x_shift, _, _] = *scales;
         let d_fix = vshlq_s32(mantissa, vaddq_s32(vaddq_s32(exponent, x_shift), shifts.d));
         let a = vmulq_s32(isum, x);
         let acc = vmlal_s32(acc, vget_low_s32(d_fix), vget_low_s32(a));
@@ -519,154 +409,178 @@ unsafe fn add_scale_terms(
     }
 }
 
-/// One group of four Q4_1 blocks (80 bytes at `blk`) against activation blocks `b..b + 4`.
+/// `v` with 32-bit lane `K` loaded from `p` (`ld1 {v.s}[K]`).
 ///
 /// # Safety
-/// `blk` must point to 80 readable bytes; activation blocks `b..b + 4` must be in bounds.
+/// `p` must point to 4 readable bytes.
 #[inline(always)]
-unsafe fn group_q4_1(
-    acc: int64x2_t,
-    blk: *const u8,
-    act: &Activations,
-    b: usize,
-    shifts: &Shifts,
-) -> int64x2_t {
-    // SAFETY: the caller's guarantees cover every load below (activation block k is 32 i16
-    // at `(b + k) * 32`, and the per-block arrays at `b`).
+unsafe fn ld_lane_u32<const K: i32>(v: uint32x4_t, p: *const u8) -> uint32x4_t {
+    let mut v = v;
+    // SAFETY: the caller guarantees 4 readable bytes; a lane load of 32-bit elements needs
+    // element alignment only when SCTLR_EL1.A is set, which this kernel leaves clear.
     unsafe {
-        let r = ld_u8x16x5(blk);
-        let a = act.q16.as_ptr().add(b * QK);
-        // Nibbles: bytes 4..20, 24..40, 44..60, 64..80 of the group.
-        let isum = lanes(
-            nibble_sum(vextq_u8::<4>(r[0], r[1]), a),
-            nibble_sum(vextq_u8::<8>(r[1], r[2]), a.add(QK)),
-            nibble_sum(vextq_u8::<12>(r[2], r[3]), a.add(2 * QK)),
-            nibble_sum(r[4], a.add(3 * QK)),
+        asm!(
+            "ld1 {{{v:v}.s}}[{k}], [{p}]",
+            v = inout(vreg) v,
+            p = in(reg) p,
+            k = const K,
+            options(readonly, nostack, preserves_flags)
         );
-        // Headers (d | m << 16): bytes 0..4, 20..24, 40..44, 60..64, i.e. 32-bit lane k of
-        // register k.
-        let mut h = vreinterpretq_u32_u8(r[0]);
-        h = vcopyq_laneq_u32::<1, 1>(h, vreinterpretq_u32_u8(r[1]));
-        h = vcopyq_laneq_u32::<2, 2>(h, vreinterpretq_u32_u8(r[2]));
-        h = vcopyq_laneq_u32::<3, 3>(h, vreinterpretq_u32_u8(r[3]));
-        let (mantissa, exponent) = split_f16x8(vreinterpretq_u16_u32(h));
-        let acc = add_scale_terms(
-            acc,
-            low_halves(mantissa),
-            low_halves(exponent),
-            isum,
-            act,
-            b,
-            shifts,
-        );
-        // acc += m_fix * s' (see `portable::min_term`).
-        let m_fix = vshlq_s32(
-            high_halves(mantissa),
-            vaddq_s32(high_halves(exponent), shifts.m),
-        );
-        let s = vshlq_s32(ld_s32x4(act.s_fix.as_ptr().add(b)), shifts.s);
-        let acc = vmlal_s32(acc, vget_low_s32(m_fix), vget_low_s32(s));
-        vmlal_high_s32(acc, m_fix, s)
     }
+    v
 }
 
-/// The f16 scales at 16-bit lanes (0, 1, 2, 3) of registers (r0, r1, r2, r3), one per 32-bit
-/// lane (low half), split into mantissa and exponent.
+/// `v` with 16-bit lane `K` loaded from `p` (`ld1 {v.h}[K]`).
+///
+/// # Safety
+/// `p` must point to 2 readable bytes.
 #[inline(always)]
-fn scales_at_diagonal(
-    r0: uint8x16_t,
-    r1: uint8x16_t,
-    r2: uint8x16_t,
-    r3: uint8x16_t,
-) -> (int32x4_t, int32x4_t) {
-    // SAFETY: register-only NEON.
+unsafe fn ld_lane_u16<const K: i32>(v: uint16x8_t, p: *const u8) -> uint16x8_t {
+    let mut v = v;
+    // SAFETY: as in `ld_lane_u32`, for 2 bytes.
+    unsafe {
+        asm!(
+            "ld1 {{{v:v}.h}}[{k}], [{p}]",
+            v = inout(vreg) v,
+            p = in(reg) p,
+            k = const K,
+            options(readonly, nostack, preserves_flags)
+        );
+    }
+    v
+}
+
+/// The f16 scales at the start of four blocks, one per 32-bit lane (low half), split into
+/// mantissa and exponent.
+///
+/// # Safety
+/// Each pointer must point to 2 readable bytes.
+#[inline(always)]
+unsafe fn block_scales(blocks: &[*const u8; 4]) -> (int32x4_t, int32x4_t) {
+    // SAFETY: forwarded to the caller's guarantee; the rest is register-only NEON.
     unsafe {
         let mut h = vdupq_n_u16(0);
-        h = vcopyq_laneq_u16::<0, 0>(h, vreinterpretq_u16_u8(r0));
-        h = vcopyq_laneq_u16::<2, 1>(h, vreinterpretq_u16_u8(r1));
-        h = vcopyq_laneq_u16::<4, 2>(h, vreinterpretq_u16_u8(r2));
-        h = vcopyq_laneq_u16::<6, 3>(h, vreinterpretq_u16_u8(r3));
+        h = ld_lane_u16::<0>(h, blocks[0]);
+        h = ld_lane_u16::<2>(h, blocks[1]);
+        h = ld_lane_u16::<4>(h, blocks[2]);
+        h = ld_lane_u16::<6>(h, blocks[3]);
         let (mantissa, exponent) = split_f16x8(h);
         (low_halves(mantissa), low_halves(exponent))
     }
 }
 
-/// One group of four Q8_0 blocks (136 bytes at `blk`) against activation blocks `b..b + 4`.
-///
-/// # Safety
-/// `blk` must point to 136 readable bytes; activation blocks `b..b + 4` must be in bounds.
-#[inline(always)]
-unsafe fn group_q8_0(
-    acc: int64x2_t,
-    blk: *const u8,
-    act: &Activations,
-    b: usize,
-    shifts: &Shifts,
-) -> int64x2_t {
-    // SAFETY: as in `group_q4_1`, with 34-byte blocks (eight registers and 8 more bytes).
-    unsafe {
-        let r = ld_s8x16x8(blk as *const i8).map(|v| vreinterpretq_u8_s8(v));
-        let r8 = ld_u8x8(blk.add(128));
-        let a = act.q16.as_ptr().add(b * QK);
-        // Weights: bytes 2..34, 36..68, 70..102, 104..136 of the group.
-        let isum = lanes(
-            byte_sum(vextq_u8::<2>(r[0], r[1]), vextq_u8::<2>(r[1], r[2]), a),
-            byte_sum(
-                vextq_u8::<4>(r[2], r[3]),
-                vextq_u8::<4>(r[3], r[4]),
-                a.add(QK),
-            ),
-            byte_sum(
-                vextq_u8::<6>(r[4], r[5]),
-                vextq_u8::<6>(r[5], r[6]),
-                a.add(2 * QK),
-            ),
-            byte_sum(
-                vextq_u8::<8>(r[6], r[7]),
-                vextq_u8::<8>(r[7], r8),
-                a.add(3 * QK),
-            ),
-        );
-        // Scales: bytes 0..2, 34..36, 68..70, 102..104: 16-bit lane k of register 2k.
-        let (mantissa, exponent) = scales_at_diagonal(r[0], r[2], r[4], r[6]);
-        add_scale_terms(acc, mantissa, exponent, isum, act, b, shifts)
+struct Q4_1Groups;
+
+impl GroupKernel for Q4_1Groups {
+    const BLOCK_BYTES: usize = Q4_1_BYTES;
+
+    #[inline(always)]
+    unsafe fn group(
+        acc: int64x2_t,
+        blocks: [*const u8; 4],
+        act: &Activations,
+        b: usize,
+        shifts: &Shifts,
+    ) -> int64x2_t {
+        // SAFETY: each block is 20 readable bytes (the caller's guarantee): d and m at 0..4,
+        // the nibbles at 4..20. The rest is register-only NEON and bounds-checked indexing.
+        unsafe {
+            let a = &act.q16[b..b + 4];
+            let scales = ld_group(&act.groups[b / 4]);
+            let isum = lanes(
+                nibble_sum(ld_u8x16(blocks[0].add(4)), &a[0]),
+                nibble_sum(ld_u8x16(blocks[1].add(4)), &a[1]),
+                nibble_sum(ld_u8x16(blocks[2].add(4)), &a[2]),
+                nibble_sum(ld_u8x16(blocks[3].add(4)), &a[3]),
+            );
+            // Headers d | m << 16, one per 32-bit lane.
+            let mut h = vdupq_n_u32(0);
+            h = ld_lane_u32::<0>(h, blocks[0]);
+            h = ld_lane_u32::<1>(h, blocks[1]);
+            h = ld_lane_u32::<2>(h, blocks[2]);
+            h = ld_lane_u32::<3>(h, blocks[3]);
+            let (mantissa, exponent) = split_f16x8(vreinterpretq_u16_u32(h));
+            let acc = add_scale_terms(
+                acc,
+                low_halves(mantissa),
+                low_halves(exponent),
+                isum,
+                &scales,
+                shifts,
+            );
+            // acc += m_fix * s' (see `portable::min_term`).
+            let m_fix = vshlq_s32(
+                high_halves(mantissa),
+                vaddq_s32(high_halves(exponent), shifts.m),
+            );
+            let s = vshlq_s32(scales[2], shifts.s);
+            let acc = vmlal_s32(acc, vget_low_s32(m_fix), vget_low_s32(s));
+            vmlal_high_s32(acc, m_fix, s)
+        }
     }
 }
 
-/// One group of four Q4_0 blocks (72 bytes at `blk`) against activation blocks `b..b + 4`.
-///
-/// # Safety
-/// `blk` must point to 72 readable bytes; activation blocks `b..b + 4` must be in bounds.
-#[inline(always)]
-unsafe fn group_q4_0(
-    acc: int64x2_t,
-    blk: *const u8,
-    act: &Activations,
-    b: usize,
-    shifts: &Shifts,
-) -> int64x2_t {
-    // SAFETY: as in `group_q4_1`, with 18-byte blocks (four registers and 8 more bytes).
-    unsafe {
-        let r = [
-            ld_u8x16(blk),
-            ld_u8x16(blk.add(16)),
-            ld_u8x16(blk.add(32)),
-            ld_u8x16(blk.add(48)),
-        ];
-        let r4 = ld_u8x8(blk.add(64));
-        let a = act.q16.as_ptr().add(b * QK);
-        // Nibbles: bytes 2..18, 20..36, 38..54, 56..72 of the group.
-        let raw = lanes(
-            nibble_sum(vextq_u8::<2>(r[0], r[1]), a),
-            nibble_sum(vextq_u8::<4>(r[1], r[2]), a.add(QK)),
-            nibble_sum(vextq_u8::<6>(r[2], r[3]), a.add(2 * QK)),
-            nibble_sum(vextq_u8::<8>(r[3], r4), a.add(3 * QK)),
-        );
-        // The weights are q - 8: subtract 8 sum(x).
-        let isum = vsubq_s32(raw, vshlq_n_s32::<3>(ld_s32x4(act.q_sum.as_ptr().add(b))));
-        // Scales: bytes 0..2, 18..20, 36..38, 54..56: 16-bit lane k of register k.
-        let (mantissa, exponent) = scales_at_diagonal(r[0], r[1], r[2], r[3]);
-        add_scale_terms(acc, mantissa, exponent, isum, act, b, shifts)
+struct Q8_0Groups;
+
+impl GroupKernel for Q8_0Groups {
+    const BLOCK_BYTES: usize = Q8_0_BYTES;
+
+    #[inline(always)]
+    unsafe fn group(
+        acc: int64x2_t,
+        blocks: [*const u8; 4],
+        act: &Activations,
+        b: usize,
+        shifts: &Shifts,
+    ) -> int64x2_t {
+        // SAFETY: each block is 34 readable bytes (the caller's guarantee): d at 0..2, the
+        // weights at 2..34.
+        unsafe {
+            let a = &act.q16[b..b + 4];
+            let sum = |k: usize| {
+                byte_sum(
+                    ld_u8x16(blocks[k].add(2)),
+                    ld_u8x16(blocks[k].add(18)),
+                    &a[k],
+                )
+            };
+            let isum = lanes(sum(0), sum(1), sum(2), sum(3));
+            let (mantissa, exponent) = block_scales(&blocks);
+            let scales = ld_group(&act.groups[b / 4]);
+            add_scale_terms(acc, mantissa, exponent, isum, &scales, shifts)
+        }
+    }
+}
+
+struct Q4_0Groups;
+
+impl GroupKernel for Q4_0Groups {
+    const BLOCK_BYTES: usize = Q4_0_BYTES;
+
+    #[inline(always)]
+    unsafe fn group(
+        acc: int64x2_t,
+        blocks: [*const u8; 4],
+        act: &Activations,
+        b: usize,
+        shifts: &Shifts,
+    ) -> int64x2_t {
+        // SAFETY: each block is 18 readable bytes (the caller's guarantee): d at 0..2, the
+        // nibbles at 2..18.
+        unsafe {
+            let a = &act.q16[b..b + 4];
+            let scales = ld_group(&act.groups[b / 4]);
+            let raw = lanes(
+                nibble_sum(ld_u8x16(blocks[0].add(2)), &a[0]),
+                nibble_sum(ld_u8x16(blocks[1].add(2)), &a[1]),
+                nibble_sum(ld_u8x16(blocks[2].add(2)), &a[2]),
+                nibble_sum(ld_u8x16(blocks[3].add(2)), &a[3]),
+            );
+            // The weights are q - 8: subtract 8 sum(x).
+            let isum = vsubq_s32(raw, vshlq_n_s32::<3>(scales[3]));
+            let (mantissa, exponent) = block_scales(&blocks);
+            add_scale_terms(acc, mantissa, exponent, isum, &scales, shifts)
+        }
     }
 }
 
@@ -802,26 +716,6 @@ fn dot_q6_k(row: &[u8], act: &Activations, superblocks: usize) -> f32 {
         sum += d * sumi as f32;
     }
     sum
-}
-
-/// 8 bytes from `p` into the low half of a register (`ld1 {v.8b}`).
-///
-/// # Safety
-/// `p` must point to 8 readable bytes.
-#[inline(always)]
-unsafe fn ld_u8x8(p: *const u8) -> uint8x16_t {
-    let v: uint8x16_t;
-    // SAFETY: the caller guarantees 8 readable bytes; byte elements need no alignment. The
-    // upper half of the register is zeroed by `ld1 {v.8b}`.
-    unsafe {
-        asm!(
-            "ld1 {{{v:v}.8b}}, [{p}]",
-            p = in(reg) p,
-            v = out(vreg) v,
-            options(pure, readonly, nostack, preserves_flags)
-        );
-    }
-    v
 }
 
 #[cfg(test)]

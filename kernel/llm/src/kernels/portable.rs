@@ -8,7 +8,7 @@ use super::fixed::{split_f16, sshl32, BlockScaling};
 use super::Activations;
 use crate::quant::{
     f16_to_f32, q4_k_scale_min, GgmlType, Q4_0_BYTES, Q4_1_BYTES, Q4_K_BYTES, Q6_K_BYTES,
-    Q8_0_BYTES, QK, QK_K,
+    Q8_0_BYTES, QK_K,
 };
 
 #[inline]
@@ -76,8 +76,8 @@ pub fn byte_sum(qs: &[u8], a: &[i16]) -> i32 {
 #[inline]
 pub fn scale_term(d: u16, isum: i32, b: usize, scaling: &BlockScaling, act: &Activations) -> i64 {
     let (mantissa, exponent) = split_f16(d);
-    let d_fix = sshl32(mantissa, exponent + act.x_shift[b] + scaling.shift_d);
-    i64::from(d_fix) * i64::from(isum.wrapping_mul(act.x_mantissa[b]))
+    let d_fix = sshl32(mantissa, exponent + act.x_shift(b) + scaling.shift_d);
+    i64::from(d_fix) * i64::from(isum.wrapping_mul(act.x_mantissa(b)))
 }
 
 /// Block `b`'s minimum term `m_fix * s'` (Q4_1) for f16 minimum bits `m`.
@@ -85,15 +85,15 @@ pub fn scale_term(d: u16, isum: i32, b: usize, scaling: &BlockScaling, act: &Act
 pub fn min_term(m: u16, b: usize, scaling: &BlockScaling, act: &Activations) -> i64 {
     let (mantissa, exponent) = split_f16(m);
     let m_fix = sshl32(mantissa, exponent + scaling.shift_m);
-    i64::from(m_fix) * i64::from(sshl32(act.s_fix[b], scaling.shift_s))
+    i64::from(m_fix) * i64::from(sshl32(act.s_fix(b), scaling.shift_s))
 }
 
 /// Q4_0 x Q8_0: `sum_b d_b dx_b sum((q - 8) qx)`, the offset folded into `sum(qx)`.
 pub fn dot_q4_0(row: &[u8], scaling: &BlockScaling, act: &Activations) -> f32 {
     let mut sum = 0i64;
     for (b, blk) in row.chunks_exact(Q4_0_BYTES).enumerate() {
-        let raw = nibble_sum(&blk[2..], &act.q16[b * QK..(b + 1) * QK]);
-        let isum = raw.wrapping_sub(8 * act.q_sum[b]);
+        let raw = nibble_sum(&blk[2..], act.block(b));
+        let isum = raw.wrapping_sub(8 * act.q_sum(b));
         sum = sum.wrapping_add(scale_term(u16_at(blk, 0), isum, b, scaling, act));
     }
     scaling.finish(sum)
@@ -103,7 +103,7 @@ pub fn dot_q4_0(row: &[u8], scaling: &BlockScaling, act: &Activations) -> f32 {
 pub fn dot_q4_1(row: &[u8], scaling: &BlockScaling, act: &Activations) -> f32 {
     let mut sum = 0i64;
     for (b, blk) in row.chunks_exact(Q4_1_BYTES).enumerate() {
-        let isum = nibble_sum(&blk[4..], &act.q16[b * QK..(b + 1) * QK]);
+        let isum = nibble_sum(&blk[4..], act.block(b));
         sum = sum
             .wrapping_add(scale_term(u16_at(blk, 0), isum, b, scaling, act))
             .wrapping_add(min_term(u16_at(blk, 2), b, scaling, act));
@@ -115,7 +115,7 @@ pub fn dot_q4_1(row: &[u8], scaling: &BlockScaling, act: &Activations) -> f32 {
 pub fn dot_q8_0(row: &[u8], scaling: &BlockScaling, act: &Activations) -> f32 {
     let mut sum = 0i64;
     for (b, blk) in row.chunks_exact(Q8_0_BYTES).enumerate() {
-        let isum = byte_sum(&blk[2..], &act.q16[b * QK..(b + 1) * QK]);
+        let isum = byte_sum(&blk[2..], act.block(b));
         sum = sum.wrapping_add(scale_term(u16_at(blk, 0), isum, b, scaling, act));
     }
     scaling.finish(sum)
@@ -196,7 +196,7 @@ pub fn dot_q6_k(row: &[u8], act: &Activations) -> f32 {
 mod tests {
     use super::super::{dot, ActivationKind, PERMUTED};
     use super::*;
-    use crate::quant::{dequantize_row, f32_to_f16, quantize_row};
+    use crate::quant::{dequantize_row, f32_to_f16, quantize_row, QK};
     use alloc::vec;
     use alloc::vec::Vec;
 
@@ -371,7 +371,7 @@ mod tests {
         assert_eq!(act.q8(31), 127);
         assert_eq!(act.q8(0), -60);
         let sum: i32 = (0..32).map(|i| act.q8(i) as i32).sum();
-        assert_eq!(act.q_sum[0], sum);
+        assert_eq!(act.q_sum(0), sum);
         let dh = f16_to_f32(crate::quant::f32_to_f16(2.1 / 127.0));
         assert_eq!(act.d32[0], dh);
         assert!((act.s32[0] - sum as f32 * dh).abs() <= 0.01 * (sum as f32 * dh).abs());
