@@ -237,26 +237,51 @@ unsafe fn ld_s8x16(p: *const i8) -> int8x16_t {
     unsafe { vreinterpretq_s8_u8(ld_u8x16(p as *const u8)) }
 }
 
-/// One activation block (32 `i16`) as four registers, with two `ldp q` (free register
-/// choice, unlike a four-register `ld1`; see [`ld_u8x16`] for why asm).
+/// 16 bytes at `p + OFFSET` with one `ldur q` (immediate offset, so no address arithmetic).
+/// Unaligned access to normal memory is allowed: the kernel leaves SCTLR_EL1.A clear, as
+/// Linux does for user space (where the host tests run).
+///
+/// # Safety
+/// `p + OFFSET` must point to 16 readable bytes.
 #[inline(always)]
-fn ld_block(block: &ActivationBlock) -> [int16x8_t; 4] {
-    let (a, b, c, d): (int16x8_t, int16x8_t, int16x8_t, int16x8_t);
-    // SAFETY: `block` is a valid reference to 64 bytes, 16-byte aligned by its type, so both
-    // pair loads are in bounds and aligned.
+unsafe fn ld_u8x16_at<const OFFSET: i32>(p: *const u8) -> uint8x16_t {
+    let v: uint8x16_t;
+    // SAFETY: the caller guarantees the 16 bytes; see above for alignment.
     unsafe {
         asm!(
-            "ldp {a:q}, {b:q}, [{p}]",
-            "ldp {c:q}, {d:q}, [{p}, #32]",
-            p = in(reg) block as *const ActivationBlock,
-            a = out(vreg) a,
-            b = out(vreg) b,
-            c = out(vreg) c,
-            d = out(vreg) d,
+            "ldur {v:q}, [{p}, #{offset}]",
+            p = in(reg) p,
+            offset = const OFFSET,
+            v = out(vreg) v,
             options(pure, readonly, nostack, preserves_flags)
         );
     }
-    [a, b, c, d]
+    v
+}
+
+/// Activation block `K` of the four at `a` as four registers, with two `ldp q` at immediate
+/// offsets from one base register (free register choice, unlike a four-register `ld1`; see
+/// [`ld_u8x16`] for why asm).
+#[inline(always)]
+fn ld_block<const K: usize>(a: &[ActivationBlock; 4]) -> [int16x8_t; 4] {
+    let (b0, b1, b2, b3): (int16x8_t, int16x8_t, int16x8_t, int16x8_t);
+    // SAFETY: `a` is a valid reference to four 64-byte blocks, 16-byte aligned by their type;
+    // block K's 64 bytes are at offsets 64K..64K + 64, in bounds and aligned.
+    unsafe {
+        asm!(
+            "ldp {b0:q}, {b1:q}, [{p}, #{first}]",
+            "ldp {b2:q}, {b3:q}, [{p}, #{second}]",
+            p = in(reg) a as *const [ActivationBlock; 4],
+            first = const 64 * K,
+            second = const 64 * K + 32,
+            b0 = out(vreg) b0,
+            b1 = out(vreg) b1,
+            b2 = out(vreg) b2,
+            b3 = out(vreg) b3,
+            options(pure, readonly, nostack, preserves_flags)
+        );
+    }
+    [b0, b1, b2, b3]
 }
 
 /// A group's fixed-point scale record as four registers: x_mantissa, x_shift, s_fix, q_sum.
@@ -302,7 +327,7 @@ fn sum_lanes(v: int64x2_t) -> i64 {
 /// `sum(q x)` of one Q4 block's 16 nibble bytes `q` (weights 0..15) with its 32 permuted
 /// activations `a` (see `portable::nibble_sum`).
 #[inline(always)]
-fn nibble_sum(q: uint8x16_t, a: &ActivationBlock) -> i32 {
+fn nibble_sum(q: uint8x16_t, a: [int16x8_t; 4]) -> i32 {
     // SAFETY: register-only NEON.
     unsafe {
         let v = vreinterpretq_u16_u8(q);
@@ -311,7 +336,7 @@ fn nibble_sum(q: uint8x16_t, a: &ActivationBlock) -> i32 {
         let n1 = vreinterpretq_s16_u16(vandq_u16(vshrq_n_u16::<4>(v), low));
         let n2 = vreinterpretq_s16_u16(vandq_u16(vshrq_n_u16::<8>(v), low));
         let n3 = vreinterpretq_s16_u16(vshrq_n_u16::<12>(v));
-        let [a0, a1, a2, a3] = ld_block(a);
+        let [a0, a1, a2, a3] = a;
         let mut p = vmulq_s16(n0, a0);
         p = vmlaq_s16(p, n1, a1);
         p = vmlaq_s16(p, n2, a2);
@@ -323,7 +348,7 @@ fn nibble_sum(q: uint8x16_t, a: &ActivationBlock) -> i32 {
 /// `sum(w x)` of one Q8_0 block's 32 signed weights (`w0`: bytes 0..16, `w1`: 16..32) with
 /// its 32 permuted activations `a` (see `portable::byte_sum`).
 #[inline(always)]
-fn byte_sum(w0: uint8x16_t, w1: uint8x16_t, a: &ActivationBlock) -> i32 {
+fn byte_sum(w0: uint8x16_t, w1: uint8x16_t, a: [int16x8_t; 4]) -> i32 {
     // SAFETY: register-only NEON.
     unsafe {
         let v0 = vreinterpretq_s16_u8(w0);
@@ -333,7 +358,7 @@ fn byte_sum(w0: uint8x16_t, w1: uint8x16_t, a: &ActivationBlock) -> i32 {
         let lo1 = vshrq_n_s16::<8>(vshlq_n_s16::<8>(v1));
         let hi0 = vshrq_n_s16::<8>(v0);
         let hi1 = vshrq_n_s16::<8>(v1);
-        let [a0, a1, a2, a3] = ld_block(a);
+        let [a0, a1, a2, a3] = a;
         // Two products per lane in each accumulator: at most 2 x 128 x 127 = 32512.
         let p0 = vmlaq_s16(vmulq_s16(lo0, a0), hi0, a2);
         let p1 = vmlaq_s16(vmulq_s16(lo1, a1), hi1, a3);
@@ -469,6 +494,19 @@ unsafe fn block_scales(blocks: &[*const u8; 4]) -> (int32x4_t, int32x4_t) {
     }
 }
 
+/// Activation blocks `b..b + 4` as one array reference (zero blocks past the end, which
+/// `fixed_rows`' checks rule out).
+#[inline(always)]
+fn act_blocks(act: &Activations, b: usize) -> &[ActivationBlock; 4] {
+    act.q16
+        .get(b..)
+        .and_then(|rest| rest.first_chunk::<4>())
+        .unwrap_or(&ZERO_ACTIVATIONS)
+}
+
+/// Zero activation blocks (see [`act_blocks`]).
+static ZERO_ACTIVATIONS: [ActivationBlock; 4] = [ActivationBlock([0; QK]); 4];
+
 struct Q4_1Groups;
 
 impl GroupKernel for Q4_1Groups {
@@ -485,13 +523,13 @@ impl GroupKernel for Q4_1Groups {
         // SAFETY: each block is 20 readable bytes (the caller's guarantee): d and m at 0..4,
         // the nibbles at 4..20. The rest is register-only NEON and bounds-checked indexing.
         unsafe {
-            let a = &act.q16[b..b + 4];
+            let a = act_blocks(act, b);
             let scales = ld_group(&act.groups[b / 4]);
             let isum = lanes(
-                nibble_sum(ld_u8x16(blocks[0].add(4)), &a[0]),
-                nibble_sum(ld_u8x16(blocks[1].add(4)), &a[1]),
-                nibble_sum(ld_u8x16(blocks[2].add(4)), &a[2]),
-                nibble_sum(ld_u8x16(blocks[3].add(4)), &a[3]),
+                nibble_sum(ld_u8x16_at::<4>(blocks[0]), ld_block::<0>(a)),
+                nibble_sum(ld_u8x16_at::<4>(blocks[1]), ld_block::<1>(a)),
+                nibble_sum(ld_u8x16_at::<4>(blocks[2]), ld_block::<2>(a)),
+                nibble_sum(ld_u8x16_at::<4>(blocks[3]), ld_block::<3>(a)),
             );
             // Headers d | m << 16, one per 32-bit lane.
             let mut h = vdupq_n_u32(0);
@@ -536,15 +574,15 @@ impl GroupKernel for Q8_0Groups {
         // SAFETY: each block is 34 readable bytes (the caller's guarantee): d at 0..2, the
         // weights at 2..34.
         unsafe {
-            let a = &act.q16[b..b + 4];
-            let sum = |k: usize| {
-                byte_sum(
-                    ld_u8x16(blocks[k].add(2)),
-                    ld_u8x16(blocks[k].add(18)),
-                    &a[k],
-                )
-            };
-            let isum = lanes(sum(0), sum(1), sum(2), sum(3));
+            let a = act_blocks(act, b);
+            let w = |k: usize| (ld_u8x16_at::<2>(blocks[k]), ld_u8x16_at::<18>(blocks[k]));
+            let (w0, w1, w2, w3) = (w(0), w(1), w(2), w(3));
+            let isum = lanes(
+                byte_sum(w0.0, w0.1, ld_block::<0>(a)),
+                byte_sum(w1.0, w1.1, ld_block::<1>(a)),
+                byte_sum(w2.0, w2.1, ld_block::<2>(a)),
+                byte_sum(w3.0, w3.1, ld_block::<3>(a)),
+            );
             let (mantissa, exponent) = block_scales(&blocks);
             let scales = ld_group(&act.groups[b / 4]);
             add_scale_terms(acc, mantissa, exponent, isum, &scales, shifts)
@@ -568,13 +606,13 @@ impl GroupKernel for Q4_0Groups {
         // SAFETY: each block is 18 readable bytes (the caller's guarantee): d at 0..2, the
         // nibbles at 2..18.
         unsafe {
-            let a = &act.q16[b..b + 4];
+            let a = act_blocks(act, b);
             let scales = ld_group(&act.groups[b / 4]);
             let raw = lanes(
-                nibble_sum(ld_u8x16(blocks[0].add(2)), &a[0]),
-                nibble_sum(ld_u8x16(blocks[1].add(2)), &a[1]),
-                nibble_sum(ld_u8x16(blocks[2].add(2)), &a[2]),
-                nibble_sum(ld_u8x16(blocks[3].add(2)), &a[3]),
+                nibble_sum(ld_u8x16_at::<2>(blocks[0]), ld_block::<0>(a)),
+                nibble_sum(ld_u8x16_at::<2>(blocks[1]), ld_block::<1>(a)),
+                nibble_sum(ld_u8x16_at::<2>(blocks[2]), ld_block::<2>(a)),
+                nibble_sum(ld_u8x16_at::<2>(blocks[3]), ld_block::<3>(a)),
             );
             // The weights are q - 8: subtract 8 sum(x).
             let isum = vsubq_s32(raw, vshlq_n_s32::<3>(scales[3]));
