@@ -31,6 +31,8 @@ pub struct Context {
     pub rpi4_dtb: PathBuf,
     /// The default model.
     pub model: PathBuf,
+    /// The synthetic TinyLlama-1.1B-shaped model (written by gguf_synth, cached).
+    pub tinyllama: PathBuf,
 }
 
 /// One group of tests.
@@ -113,7 +115,8 @@ pub fn suites() -> Vec<Suite> {
                 .arg(qemu_test_threads().to_string())
                 .env(integration::artifacts::IMAGE_VAR, &context.image)
                 .env(integration::artifacts::RPI4_DTB_VAR, &context.rpi4_dtb)
-                .env(integration::artifacts::MODEL_VAR, &context.model);
+                .env(integration::artifacts::MODEL_VAR, &context.model)
+                .env(integration::artifacts::TINYLLAMA_VAR, &context.tinyllama);
                 c
             },
         },
@@ -257,6 +260,7 @@ pub fn command(args: &mut Args) -> Result<i32> {
             image: PathBuf::new(),
             rpi4_dtb: PathBuf::new(),
             model: PathBuf::new(),
+            tinyllama: PathBuf::new(),
         };
         let tally = run_suite(suite, context.as_ref().unwrap_or(&placeholder))?;
         results.push((suite.name, tally));
@@ -281,6 +285,9 @@ pub fn command(args: &mut Args) -> Result<i32> {
     })
 }
 
+/// The manifest name of the synthetic TinyLlama the QEMU suite boots.
+const SYNTHETIC_TINYLLAMA: &str = "tinyllama-synthetic";
+
 fn prepare(choice: toolchain::Choice) -> Result<Context> {
     prereq::ensure_tools()?;
     let kernel = toolchain::build_kernel(choice)?;
@@ -288,6 +295,7 @@ fn prepare(choice: toolchain::Choice) -> Result<Context> {
         image: kernel.image,
         rpi4_dtb: prereq::ensure_rpi4_dtb()?,
         model: models::ensure(&models::default_model()?)?,
+        tinyllama: models::ensure(&models::find(SYNTHETIC_TINYLLAMA)?)?,
     })
 }
 
@@ -345,6 +353,7 @@ mod tests {
             image: "/i/Image".into(),
             rpi4_dtb: "/d/x.dtb".into(),
             model: "/m/x.gguf".into(),
+            tinyllama: "/m/t.gguf".into(),
         };
         let qemu = all.iter().find(|s| s.name == "qemu").expect("qemu suite");
         assert!(qemu.needs_kernel);
@@ -361,5 +370,6 @@ mod tests {
         assert!(envs.contains(&("ANNEAL_IMAGE".into(), "/i/Image".into())));
         assert!(envs.contains(&("ANNEAL_RPI4_DTB".into(), "/d/x.dtb".into())));
         assert!(envs.contains(&("ANNEAL_MODEL".into(), "/m/x.gguf".into())));
+        assert!(envs.contains(&("ANNEAL_TINYLLAMA".into(), "/m/t.gguf".into())));
     }
 }
