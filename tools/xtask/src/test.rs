@@ -43,6 +43,9 @@ pub struct Suite {
     pub about: &'static str,
     /// Whether it needs the kernel image, device tree and model (built/fetched first).
     pub needs_kernel: bool,
+    /// Installs what the suite itself needs (beyond cargo); a failure counts as one failed
+    /// test of the suite, with its message, never as a skip.
+    pub prepare: fn() -> Result<()>,
     /// The command that runs it.
     pub command: fn(&Context) -> Command,
     /// How its output is counted.
@@ -79,6 +82,7 @@ pub fn suites() -> Vec<Suite> {
             name: "host",
             about: "unit, conformance and golden tests of every default workspace member (cargo test --profile hosttest)",
             needs_kernel: false,
+            prepare: || Ok(()),
             counting: Counting::Libtest,
             command: |_| {
                 let mut c = cargo();
@@ -92,9 +96,40 @@ pub fn suites() -> Vec<Suite> {
             },
         },
         Suite {
+            name: "neon",
+            about: "the inference engine's unit tests built for aarch64-unknown-linux-gnu under qemu-aarch64 (cortex-a72): NEON kernels against the portable ones, bit for bit",
+            needs_kernel: false,
+            prepare: prereq::ensure_neon_tests,
+            counting: Counting::Libtest,
+            command: |_| {
+                let mut c = cargo();
+                c.args([
+                    "test",
+                    "--profile",
+                    "hosttest",
+                    "--no-fail-fast",
+                    "-p",
+                    "llm",
+                    "--lib",
+                    "--target",
+                    prereq::NEON_TEST_TARGET,
+                ])
+                .env(
+                    "CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER",
+                    prereq::NEON_TEST_LINKER,
+                )
+                .env(
+                    "CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER",
+                    prereq::neon_test_runner(),
+                );
+                c
+            },
+        },
+        Suite {
             name: "qemu",
             about: "QEMU integration tests on virt and raspi4b (tests/integration/tests/qemu)",
             needs_kernel: true,
+            prepare: || Ok(()),
             counting: Counting::Libtest,
             command: |context| {
                 let mut c = cargo();
@@ -255,6 +290,17 @@ pub fn command(args: &mut Args) -> Result<i32> {
                     break;
                 }
             }
+        }
+        if let Err(e) = (suite.prepare)() {
+            eprintln!("cannot prepare suite {}: {e}", suite.name);
+            results.push((
+                suite.name,
+                Tally {
+                    passed: 0,
+                    failed: 1,
+                },
+            ));
+            continue;
         }
         let placeholder = Context {
             image: PathBuf::new(),
