@@ -48,10 +48,10 @@ fn main() {
 
     let t0 = Instant::now();
     let mut next = 0u32;
-    for (pos, &t) in prompt.iter().enumerate() {
+    for (index, batch) in prompt.chunks(llm::limits::MAX_BATCH).enumerate() {
         next = argmax(
             session
-                .forward(t, pos, par)
+                .forward_batch(batch, index * llm::limits::MAX_BATCH, par)
                 .unwrap_or_else(|e| panic!("{e}")),
         ) as u32;
     }

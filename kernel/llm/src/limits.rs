@@ -56,3 +56,9 @@ pub const MAX_HEADS: usize = 1024;
 
 /// Largest vocabulary accepted from metadata (Gemma's 256 000 is the largest in common use).
 pub const MAX_VOCAB: usize = 1 << 20;
+
+/// Most tokens one batched forward pass takes (prompt processing, `Session::forward_batch`).
+/// The NEON kernels serve four tokens per pass over the weights; eight keeps the batch buffers
+/// small (8 x the per-token scratch, ~1 MiB for TinyLlama at a 1024 context) and still halves
+/// the number of passes over the weights for a long prompt.
+pub const MAX_BATCH: usize = 8;

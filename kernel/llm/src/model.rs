@@ -24,7 +24,7 @@ use core::fmt;
 use crate::gguf::{Gguf, GgufError, TensorInfo};
 use crate::kernels::{self, ActivationKind, Activations, ScaleExponents};
 use crate::limits;
-use crate::parallel::{par_chunks, par_ranges, Parallel};
+use crate::parallel::{par_chunks, par_ranges_batch, with_parts, Parallel};
 use crate::quant::{dequantize_row, GgmlType};
 
 /// Why a model could not be loaded or a forward step could not run.
@@ -74,6 +74,11 @@ pub enum ModelError {
         /// Vocabulary size.
         vocab: usize,
     },
+    /// A batch of no tokens, or of more than [`limits::MAX_BATCH`].
+    BadBatch {
+        /// Tokens in the batch.
+        tokens: usize,
+    },
     /// A position at or past the session's context.
     ContextFull {
         /// The position.
@@ -122,6 +127,11 @@ impl fmt::Display for ModelError {
             ModelError::TokenOutOfRange { token, vocab } => {
                 write!(f, "token {token} outside the vocabulary of {vocab}")
             }
+            ModelError::BadBatch { tokens } => write!(
+                f,
+                "a batch of {tokens} tokens (1..={} per forward pass)",
+                limits::MAX_BATCH
+            ),
             ModelError::ContextFull { pos, ctx } => {
                 write!(f, "position {pos} is past the context of {ctx}")
             }
@@ -529,26 +539,27 @@ impl<'a> Model<'a> {
 }
 
 /// The run state of one conversation (llama2.c's `RunState`): every buffer the forward pass
-/// needs, allocated once here, plus the KV cache for `context` positions.
+/// needs, allocated once here for a batch of up to [`limits::MAX_BATCH`] tokens, plus the KV
+/// cache for `context` positions. Per-token buffers hold one row per token of the batch.
 pub struct Session<'m, 'a> {
     model: &'m Model<'a>,
     context: usize,
-    /// Residual stream `[dim]`.
+    /// Residual stream `[batch x dim]`.
     x: Vec<f32>,
-    /// Normed input / attention output `[dim]`.
+    /// Normed input / attention output `[batch x dim]`.
     xb: Vec<f32>,
-    /// Projection output `[dim]`.
+    /// Projection output `[batch x dim]`.
     xb2: Vec<f32>,
-    /// Fused q|k|v `[dim + 2 kv_dim]`.
+    /// Fused q|k|v `[batch x (dim + 2 kv_dim)]`.
     qkv: Vec<f32>,
-    /// Fused gate|up `[2 ffn]`, then `silu(gate) * up` in the first half.
+    /// Fused gate|up `[batch x 2 ffn]`, then `silu(gate) * up` in the first half of each row.
     hb: Vec<f32>,
-    /// Per-head attention scratch `[n_heads x (context + head_dim)]`: scores, then the head's
-    /// output.
+    /// Attention scratch `[batch x n_heads x (context + head_dim)]`: per token and head the
+    /// scores, then the head's output.
     att: Vec<f32>,
-    /// Quantized activations (capacity `max(dim, ffn)`).
-    act: Activations,
-    /// Logits `[vocab]`.
+    /// Quantized activations, one per token of a batch (capacity `max(dim, ffn)`).
+    acts: Vec<Activations>,
+    /// Logits `[vocab]` of the last token of the last batch.
     logits: Vec<f32>,
     /// Keys `[n_layers x context x kv_dim]`.
     key_cache: Vec<f32>,
@@ -562,7 +573,7 @@ pub struct Session<'m, 'a> {
 
 fn rms_norm(out: &mut [f32], x: &[f32], w: &Vector<'_>, eps: f32) {
     // Written as candle writes it (`x / rms * w`, sequential sum): the activations are
-    // quantized right after, and matching the reference's rounding keeps the two bit-close.
+    // quantized right after, and matching the reference's rounding keeps the two close.
     let ss: f32 = x.iter().map(|v| v * v).sum::<f32>();
     let rms = libm::sqrtf(ss / x.len() as f32 + eps);
     for (i, (o, &v)) in out.iter_mut().zip(x).enumerate() {
@@ -578,35 +589,35 @@ fn rope(v: &mut [f32], cos: &[f32], sin: &[f32]) {
     }
 }
 
-/// `out = m x act`, rows over the workers.
-fn matvec(par: &dyn Parallel, m: &Matrix<'_>, act: &Activations, out: &mut [f32]) {
-    par_ranges(par, &mut out[..m.rows], &|first, rows| {
-        kernels::dot_rows(m.ggml_type, m.data, m.row_bytes, first, m.scales, act, rows)
-    });
-}
-
-/// Fused products of several matrices over one input: `out = [m0 x act | m1 x act | ...]` in one
-/// parallel run (one barrier instead of several).
-fn matvec_fused(par: &dyn Parallel, ms: &[&Matrix<'_>], act: &Activations, out: &mut [f32]) {
-    let total: usize = ms.iter().map(|m| m.rows).sum();
-    par_ranges(par, &mut out[..total], &|first, rows| {
-        // This worker's rows `first..first + rows.len()` of the stacked matrices.
+/// `outs[t] = [m0 x acts[t] | m1 x acts[t] | ...]` for every token `t`: the products of several
+/// matrices over one input per token, fused into one parallel run (one barrier instead of
+/// several), each worker taking the same rows of every token's output.
+fn matvec_batch(
+    par: &dyn Parallel,
+    ms: &[&Matrix<'_>],
+    acts: &[&Activations],
+    outs: &mut [&mut [f32]],
+) {
+    par_ranges_batch(par, outs, &|first, parts| {
+        // This worker's rows `first..first + rows` of the stacked matrices.
+        let rows = parts.first().map_or(0, |part| part.len());
         let mut offset = 0; // first stacked row of the current matrix
-        let mut done = 0; // rows of `rows` filled so far
+        let mut done = 0; // rows of the share filled so far
         for m in ms {
             let start = first + done;
-            if done < rows.len() && start < offset + m.rows {
-                let n = (offset + m.rows - start).min(rows.len() - done);
-                let local = start - offset;
-                kernels::dot_rows(
-                    m.ggml_type,
-                    m.data,
-                    m.row_bytes,
-                    local,
-                    m.scales,
-                    act,
-                    &mut rows[done..done + n],
-                );
+            if done < rows && start < offset + m.rows {
+                let n = (offset + m.rows - start).min(rows - done);
+                with_parts(parts, done..done + n, |sub| {
+                    kernels::dot_rows_batch(
+                        m.ggml_type,
+                        m.data,
+                        m.row_bytes,
+                        start - offset,
+                        m.scales,
+                        acts,
+                        sub,
+                    );
+                });
                 done += n;
             }
             offset += m.rows;
@@ -614,6 +625,7 @@ fn matvec_fused(par: &dyn Parallel, ms: &[&Matrix<'_>], act: &Activations, out: 
     });
 }
 
+/// Whether any of `ms` needs the 32-element and the Q8_K activation forms.
 fn needs(ms: &[&Matrix<'_>]) -> (bool, bool) {
     let mut q32 = false;
     let mut qk = false;
@@ -625,6 +637,19 @@ fn needs(ms: &[&Matrix<'_>]) -> (bool, bool) {
         }
     }
     (q32, qk)
+}
+
+/// The first `n` rows of `len` elements of `buffer`, as one slice each (no allocation).
+fn rows_of(buffer: &mut [f32], len: usize, n: usize) -> [&mut [f32]; limits::MAX_BATCH] {
+    let mut rows: [&mut [f32]; limits::MAX_BATCH] = Default::default();
+    for (row, chunk) in rows
+        .iter_mut()
+        .zip(buffer.chunks_exact_mut(len.max(1)))
+        .take(n)
+    {
+        *row = chunk;
+    }
+    rows
 }
 
 impl<'m, 'a> Session<'m, 'a> {
@@ -646,16 +671,19 @@ impl<'m, 'a> Session<'m, 'a> {
             }
         }
         let cache = c.n_layers * context * c.kv_dim;
+        let batch = limits::MAX_BATCH;
         Ok(Session {
             model,
             context,
-            x: vec![0.0; c.dim],
-            xb: vec![0.0; c.dim],
-            xb2: vec![0.0; c.dim],
-            qkv: vec![0.0; c.dim + 2 * c.kv_dim],
-            hb: vec![0.0; 2 * c.ffn_dim],
-            att: vec![0.0; c.n_heads * (context + c.head_dim)],
-            act: Activations::new(c.dim.max(c.ffn_dim)),
+            x: vec![0.0; batch * c.dim],
+            xb: vec![0.0; batch * c.dim],
+            xb2: vec![0.0; batch * c.dim],
+            qkv: vec![0.0; batch * (c.dim + 2 * c.kv_dim)],
+            hb: vec![0.0; batch * 2 * c.ffn_dim],
+            att: vec![0.0; batch * c.n_heads * (context + c.head_dim)],
+            acts: (0..batch)
+                .map(|_| Activations::new(c.dim.max(c.ffn_dim)))
+                .collect(),
             logits: vec![0.0; c.vocab_size],
             key_cache: vec![0.0; cache],
             value_cache: vec![0.0; cache],
@@ -689,7 +717,7 @@ impl<'m, 'a> Session<'m, 'a> {
             + self.rope_cos.len()
             + self.rope_sin.len())
             * f
-            + self.act.heap_bytes()
+            + self.acts.iter().map(Activations::heap_bytes).sum::<usize>()
     }
 
     /// Bytes of the KV cache alone.
@@ -716,127 +744,199 @@ impl<'m, 'a> Session<'m, 'a> {
         pos: usize,
         par: &dyn Parallel,
     ) -> Result<&[f32], ModelError> {
+        self.forward_batch(&[token], pos, par)
+    }
+
+    /// Runs `tokens` (1 to [`limits::MAX_BATCH`]) at positions `start..start + tokens.len()`
+    /// through the model in one pass and returns the logits after the *last* of them: what a
+    /// prompt needs, since only the last prompt token's prediction is used. Every weight block
+    /// is read once for up to four tokens, and the output matrix only for the last. The
+    /// results for each token are exactly those of feeding the tokens one by one with
+    /// [`Session::forward`]. Allocation-free.
+    pub fn forward_batch(
+        &mut self,
+        tokens: &[u32],
+        start: usize,
+        par: &dyn Parallel,
+    ) -> Result<&[f32], ModelError> {
         let model = self.model;
         let c = &model.config;
         let w = &model.weights;
-        if token as usize >= c.vocab_size {
+        let n = tokens.len();
+        if n == 0 || n > limits::MAX_BATCH {
+            return Err(ModelError::BadBatch { tokens: n });
+        }
+        if let Some(&token) = tokens.iter().find(|&&t| t as usize >= c.vocab_size) {
             return Err(ModelError::TokenOutOfRange {
                 token,
                 vocab: c.vocab_size,
             });
         }
-        if pos >= self.context {
+        let end = start.saturating_add(n);
+        if end > self.context {
             return Err(ModelError::ContextFull {
-                pos,
+                pos: end - 1,
                 ctx: self.context,
             });
         }
         let (dim, kv_dim, hd, ctx) = (c.dim, c.kv_dim, c.head_dim, self.context);
+        let (ffn, heads) = (c.ffn_dim, c.n_heads);
         let half = hd / 2;
-        let heads_per_kv = c.n_heads / c.n_kv_heads;
-        let cos = &self.rope_cos[pos * half..(pos + 1) * half];
-        let sin = &self.rope_sin[pos * half..(pos + 1) * half];
+        let heads_per_kv = heads / c.n_kv_heads;
+        let qkv_len = dim + 2 * kv_dim;
 
-        // x [dim] = token_embd[token]
-        dequantize_row(
-            w.token_embd.ggml_type,
-            w.token_embd.row(token as usize),
-            &mut self.x,
-        );
+        // x[t] [dim] = token_embd[tokens[t]]
+        for (x, &token) in self.x.chunks_exact_mut(dim).zip(tokens) {
+            dequantize_row(w.token_embd.ggml_type, w.token_embd.row(token as usize), x);
+        }
 
         for (l, layer) in w.layers.iter().enumerate() {
             // ---- attention ----
-            // xb [dim] = rmsnorm(x) * attn_norm
-            rms_norm(&mut self.xb, &self.x, &layer.attn_norm, c.rms_eps);
+            // xb[t] [dim] = rmsnorm(x[t]) * attn_norm
             let qkv_ms = [&layer.wq, &layer.wk, &layer.wv];
             let (q32, qk) = needs(&qkv_ms);
-            self.act.set(&self.xb, q32, qk);
-            // qkv [dim | kv_dim | kv_dim] = [wq; wk; wv] x xb
-            matvec_fused(par, &qkv_ms, &self.act, &mut self.qkv);
-            let (q, kv) = self.qkv.split_at_mut(dim);
-            let (k, v) = kv.split_at_mut(kv_dim);
-            // RoPE on every query head and key head (adjacent pairs).
-            for head in q.chunks_exact_mut(hd) {
-                rope(head, cos, sin);
+            for t in 0..n {
+                let (x, xb) = (&self.x[t * dim..][..dim], &mut self.xb[t * dim..][..dim]);
+                rms_norm(xb, x, &layer.attn_norm, c.rms_eps);
+                self.acts[t].set(xb, q32, qk);
             }
-            for head in k.chunks_exact_mut(hd) {
-                rope(head, cos, sin);
+            // qkv[t] [dim | kv_dim | kv_dim] = [wq; wk; wv] x xb[t]
+            {
+                let acts: [&Activations; limits::MAX_BATCH] =
+                    core::array::from_fn(|t| &self.acts[t.min(n - 1)]);
+                let mut outs = rows_of(&mut self.qkv, qkv_len, n);
+                matvec_batch(par, &qkv_ms, &acts[..n], &mut outs[..n]);
             }
-            // key_cache[l][pos], value_cache[l][pos] [kv_dim] = k, v
+            // RoPE on every query and key head; key_cache[l][pos], value_cache[l][pos] = k, v
             let layer_base = l * ctx * kv_dim;
-            let slot = layer_base + pos * kv_dim;
-            self.key_cache[slot..slot + kv_dim].copy_from_slice(k);
-            self.value_cache[slot..slot + kv_dim].copy_from_slice(v);
+            for t in 0..n {
+                let pos = start + t;
+                let cos = &self.rope_cos[pos * half..(pos + 1) * half];
+                let sin = &self.rope_sin[pos * half..(pos + 1) * half];
+                let (q, kv) = self.qkv[t * qkv_len..][..qkv_len].split_at_mut(dim);
+                let (k, v) = kv.split_at_mut(kv_dim);
+                for head in q.chunks_exact_mut(hd) {
+                    rope(head, cos, sin);
+                }
+                for head in k.chunks_exact_mut(hd) {
+                    rope(head, cos, sin);
+                }
+                let slot = layer_base + pos * kv_dim;
+                self.key_cache[slot..slot + kv_dim].copy_from_slice(k);
+                self.value_cache[slot..slot + kv_dim].copy_from_slice(v);
+            }
 
-            // Per head h: att [pos+1] = softmax(q_h . k_t / sqrt(hd)), out_h [hd] = sum att_t v_t.
-            let q: &[f32] = q;
+            // Per token t and head h (causal: positions 0..=start + t):
+            // att [pos+1] = softmax(q_h . k_s / sqrt(hd)), out_h [hd] = sum att_s v_s.
+            let qkv: &[f32] = &self.qkv;
             let key_cache = &self.key_cache[layer_base..layer_base + ctx * kv_dim];
             let value_cache = &self.value_cache[layer_base..layer_base + ctx * kv_dim];
             let scale = 1.0 / libm::sqrtf(hd as f32);
-            par_chunks(par, &mut self.att, ctx + hd, &|h, scratch| {
-                let (scores, out) = scratch.split_at_mut(ctx);
-                let qh = &q[h * hd..(h + 1) * hd];
-                let kv_off = (h / heads_per_kv) * hd;
-                let mut max = f32::NEG_INFINITY;
-                for (t, s) in scores[..=pos].iter_mut().enumerate() {
-                    let kt = &key_cache[t * kv_dim + kv_off..t * kv_dim + kv_off + hd];
-                    *s = qh.iter().zip(kt).map(|(a, b)| a * b).sum::<f32>() * scale;
-                    max = max.max(*s);
-                }
-                let mut sum = 0.0;
-                for s in scores[..=pos].iter_mut() {
-                    *s = libm::expf(*s - max);
-                    sum += *s;
-                }
-                out.fill(0.0);
-                for (t, &s) in scores[..=pos].iter().enumerate() {
-                    let vt = &value_cache[t * kv_dim + kv_off..t * kv_dim + kv_off + hd];
-                    let a = s / sum;
-                    for (o, &vv) in out.iter_mut().zip(vt) {
-                        *o += a * vv;
+            let scratch_len = ctx + hd;
+            par_chunks(
+                par,
+                &mut self.att[..n * heads * scratch_len],
+                scratch_len,
+                &|unit, scratch| {
+                    let (t, h) = (unit / heads, unit % heads);
+                    let pos = start + t;
+                    let (scores, out) = scratch.split_at_mut(ctx);
+                    let qh = &qkv[t * qkv_len + h * hd..][..hd];
+                    let kv_off = (h / heads_per_kv) * hd;
+                    let mut max = f32::NEG_INFINITY;
+                    for (s, score) in scores[..=pos].iter_mut().enumerate() {
+                        let ks = &key_cache[s * kv_dim + kv_off..][..hd];
+                        *score = qh.iter().zip(ks).map(|(a, b)| a * b).sum::<f32>() * scale;
+                        max = max.max(*score);
                     }
+                    let mut sum = 0.0;
+                    for score in scores[..=pos].iter_mut() {
+                        *score = libm::expf(*score - max);
+                        sum += *score;
+                    }
+                    out.fill(0.0);
+                    for (s, &score) in scores[..=pos].iter().enumerate() {
+                        let vs = &value_cache[s * kv_dim + kv_off..][..hd];
+                        let a = score / sum;
+                        for (o, &vv) in out.iter_mut().zip(vs) {
+                            *o += a * vv;
+                        }
+                    }
+                },
+            );
+            // xb[t] [dim] = concat of the heads' outputs of token t
+            for t in 0..n {
+                for (h, out) in self.xb[t * dim..][..dim].chunks_exact_mut(hd).enumerate() {
+                    let base = (t * heads + h) * scratch_len + ctx;
+                    out.copy_from_slice(&self.att[base..base + hd]);
                 }
-            });
-            // xb [dim] = concat of the heads' outputs
-            for (h, out) in self.xb.chunks_exact_mut(hd).enumerate() {
-                let base = h * (ctx + hd) + ctx;
-                out.copy_from_slice(&self.att[base..base + hd]);
             }
-            // xb2 [dim] = wo x xb; x += xb2
+            // xb2[t] [dim] = wo x xb[t]; x[t] += xb2[t]
             let (q32, qk) = needs(&[&layer.wo]);
-            self.act.set(&self.xb, q32, qk);
-            matvec(par, &layer.wo, &self.act, &mut self.xb2);
-            for (x, &d) in self.x.iter_mut().zip(&self.xb2) {
+            for t in 0..n {
+                self.acts[t].set(&self.xb[t * dim..][..dim], q32, qk);
+            }
+            {
+                let acts: [&Activations; limits::MAX_BATCH] =
+                    core::array::from_fn(|t| &self.acts[t.min(n - 1)]);
+                let mut outs = rows_of(&mut self.xb2, dim, n);
+                matvec_batch(par, &[&layer.wo], &acts[..n], &mut outs[..n]);
+            }
+            for (x, &d) in self.x[..n * dim].iter_mut().zip(&self.xb2[..n * dim]) {
                 *x += d;
             }
 
             // ---- feed-forward (SwiGLU) ----
-            // xb [dim] = rmsnorm(x) * ffn_norm
-            rms_norm(&mut self.xb, &self.x, &layer.ffn_norm, c.rms_eps);
+            // xb[t] [dim] = rmsnorm(x[t]) * ffn_norm
             let gu = [&layer.w_gate, &layer.w_up];
             let (q32, qk) = needs(&gu);
-            self.act.set(&self.xb, q32, qk);
-            // hb [ffn | ffn] = [w_gate; w_up] x xb
-            matvec_fused(par, &gu, &self.act, &mut self.hb);
-            // hb[..ffn] = silu(gate) * up
-            let (gate, up) = self.hb.split_at_mut(c.ffn_dim);
-            for (g, &u) in gate.iter_mut().zip(up.iter()) {
-                *g = *g / (1.0 + libm::expf(-*g)) * u;
+            for t in 0..n {
+                let (x, xb) = (&self.x[t * dim..][..dim], &mut self.xb[t * dim..][..dim]);
+                rms_norm(xb, x, &layer.ffn_norm, c.rms_eps);
+                self.acts[t].set(xb, q32, qk);
             }
-            // xb [dim] = w_down x hb; x += xb
+            // hb[t] [ffn | ffn] = [w_gate; w_up] x xb[t]
+            {
+                let acts: [&Activations; limits::MAX_BATCH] =
+                    core::array::from_fn(|t| &self.acts[t.min(n - 1)]);
+                let mut outs = rows_of(&mut self.hb, 2 * ffn, n);
+                matvec_batch(par, &gu, &acts[..n], &mut outs[..n]);
+            }
+            // hb[t][..ffn] = silu(gate) * up
             let (q32, qk) = needs(&[&layer.w_down]);
-            self.act.set(&self.hb[..c.ffn_dim], q32, qk);
-            matvec(par, &layer.w_down, &self.act, &mut self.xb);
-            for (x, &d) in self.x.iter_mut().zip(&self.xb) {
+            for t in 0..n {
+                let (gate, up) = self.hb[t * 2 * ffn..][..2 * ffn].split_at_mut(ffn);
+                for (g, &u) in gate.iter_mut().zip(up.iter()) {
+                    *g = *g / (1.0 + libm::expf(-*g)) * u;
+                }
+                self.acts[t].set(gate, q32, qk);
+            }
+            // xb[t] [dim] = w_down x hb[t]; x[t] += xb[t]
+            {
+                let acts: [&Activations; limits::MAX_BATCH] =
+                    core::array::from_fn(|t| &self.acts[t.min(n - 1)]);
+                let mut outs = rows_of(&mut self.xb, dim, n);
+                matvec_batch(par, &[&layer.w_down], &acts[..n], &mut outs[..n]);
+            }
+            for (x, &d) in self.x[..n * dim].iter_mut().zip(&self.xb[..n * dim]) {
                 *x += d;
             }
         }
 
-        // logits [vocab] = output x rmsnorm(x) * output_norm
-        rms_norm(&mut self.xb, &self.x, &w.output_norm, c.rms_eps);
+        // logits [vocab] = output x rmsnorm(x[last]) * output_norm
+        let last = (n - 1) * dim;
+        rms_norm(
+            &mut self.xb[..dim],
+            &self.x[last..last + dim],
+            &w.output_norm,
+            c.rms_eps,
+        );
         let (q32, qk) = needs(&[&w.output]);
-        self.act.set(&self.xb, q32, qk);
-        matvec(par, &w.output, &self.act, &mut self.logits);
+        self.acts[0].set(&self.xb[..dim], q32, qk);
+        {
+            let mut outs = [&mut self.logits[..]];
+            matvec_batch(par, &[&w.output], &[&self.acts[0]], &mut outs);
+        }
         Ok(&self.logits)
     }
 }
@@ -964,6 +1064,58 @@ mod tests {
             Err(ModelError::BadContext { requested: 0 })
         ));
         assert!(model.session(limits::MAX_CONTEXT + 1).is_err());
+    }
+
+    #[test]
+    fn a_batch_gives_exactly_the_logits_of_its_tokens_one_by_one() {
+        let file = tiny(None, "llama");
+        let model = Model::load(&file, &mut |_| {}).unwrap();
+        let tokens = [3u32, 5, 1, 7, 2, 0, 6, 4, 1, 3];
+        let mut one = model.session(16).unwrap();
+        let mut singles = Vec::new();
+        for (pos, &t) in tokens.iter().enumerate() {
+            singles.push(one.forward(t, pos, &Sequential).unwrap().to_vec());
+        }
+        for split in [1usize, 2, 3, 4, 5, 8] {
+            let mut batched = model.session(16).unwrap();
+            let mut start = 0;
+            while start < tokens.len() {
+                let end = (start + split).min(tokens.len());
+                let logits = batched
+                    .forward_batch(
+                        &tokens[start..end],
+                        start,
+                        &crate::parallel::ThreadScope { workers: 3 },
+                    )
+                    .unwrap()
+                    .to_vec();
+                assert_eq!(
+                    logits,
+                    singles[end - 1],
+                    "batches of {split}, ending at {end}"
+                );
+                start = end;
+            }
+        }
+        let mut s = model.session(4).unwrap();
+        assert_eq!(
+            s.forward_batch(&[], 0, &Sequential),
+            Err(ModelError::BadBatch { tokens: 0 })
+        );
+        assert_eq!(
+            s.forward_batch(&[1; limits::MAX_BATCH + 1], 0, &Sequential),
+            Err(ModelError::BadBatch {
+                tokens: limits::MAX_BATCH + 1
+            })
+        );
+        assert_eq!(
+            s.forward_batch(&[1, 2, 3], 2, &Sequential),
+            Err(ModelError::ContextFull { pos: 4, ctx: 4 })
+        );
+        assert_eq!(
+            s.forward_batch(&[1, 9], 0, &Sequential),
+            Err(ModelError::TokenOutOfRange { token: 9, vocab: 8 })
+        );
     }
 
     #[test]

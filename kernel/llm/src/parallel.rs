@@ -178,6 +178,69 @@ pub fn par_chunks(
     });
 }
 
+/// [`par_ranges`] for several outputs of equal length split at the same rows (one output per
+/// token of a batch): `f(first_row, parts)` gets each output's share `first_row..first_row +
+/// n` in `parts`, in order. At most [`crate::limits::MAX_BATCH`] outputs.
+pub fn par_ranges_batch(
+    par: &dyn Parallel,
+    outs: &mut [&mut [f32]],
+    f: &(dyn Fn(usize, &mut [&mut [f32]]) + Sync),
+) {
+    let count = outs.len().min(crate::limits::MAX_BATCH);
+    let rows = outs.first().map_or(0, |out| out.len());
+    if outs.iter().any(|out| out.len() != rows) {
+        return;
+    }
+    if par.workers() <= 1 {
+        f(0, &mut outs[..count]);
+        return;
+    }
+    let mut shared: [SharedOut; crate::limits::MAX_BATCH] = core::array::from_fn(|_| SharedOut {
+        ptr: core::ptr::null_mut(),
+        len: 0,
+    });
+    for (slot, out) in shared.iter_mut().zip(outs.iter_mut()) {
+        *slot = SharedOut {
+            ptr: out.as_mut_ptr(),
+            len: rows,
+        };
+    }
+    let shared = &shared;
+    par.run(&|worker, workers| {
+        let range = rows_for(rows, worker, workers);
+        if range.is_empty() {
+            return;
+        }
+        let mut parts: [&mut [f32]; crate::limits::MAX_BATCH] = Default::default();
+        for (part, out) in parts.iter_mut().zip(&shared[..count]) {
+            #[allow(unsafe_code)]
+            // SAFETY: as in `par_ranges`, for each output: `range` is inside `0..rows`, the
+            // workers' ranges are disjoint, and every output stays mutably borrowed until
+            // `par.run` has returned.
+            let mine = unsafe {
+                core::slice::from_raw_parts_mut(out.ptr.add(range.start), range.end - range.start)
+            };
+            *part = mine;
+        }
+        f(range.start, &mut parts[..count]);
+    });
+}
+
+/// Runs `f` on the sub-slices `range` of every output in `outs` (at most
+/// [`crate::limits::MAX_BATCH`]), without allocating.
+pub fn with_parts<R>(
+    outs: &mut [&mut [f32]],
+    range: Range<usize>,
+    f: impl FnOnce(&mut [&mut [f32]]) -> R,
+) -> R {
+    let count = outs.len().min(crate::limits::MAX_BATCH);
+    let mut parts: [&mut [f32]; crate::limits::MAX_BATCH] = Default::default();
+    for (part, out) in parts.iter_mut().zip(outs.iter_mut()) {
+        *part = out.get_mut(range.clone()).unwrap_or_default();
+    }
+    f(&mut parts[..count])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -207,6 +270,34 @@ mod tests {
         par_rows(&ThreadScope { workers: 3 }, &mut b, &f);
         assert_eq!(a, b);
         assert_eq!(a[1000], 1_000_000.0);
+    }
+
+    #[test]
+    fn par_ranges_batch_splits_every_output_at_the_same_rows() {
+        let f = |first: usize, parts: &mut [&mut [f32]]| {
+            for (t, part) in parts.iter_mut().enumerate() {
+                for (i, r) in part.iter_mut().enumerate() {
+                    *r += (1000 * t + first + i) as f32;
+                }
+            }
+        };
+        let mut a = vec![vec![0f32; 577]; 3];
+        let mut outs: alloc::vec::Vec<&mut [f32]> = a.iter_mut().map(|v| &mut v[..]).collect();
+        par_ranges_batch(&ThreadScope { workers: 4 }, &mut outs, &f);
+        for (t, v) in a.iter().enumerate() {
+            assert!(v
+                .iter()
+                .enumerate()
+                .all(|(i, &x)| x == (1000 * t + i) as f32));
+        }
+        let mut b = vec![vec![1f32; 4]; 2];
+        let mut outs: alloc::vec::Vec<&mut [f32]> = b.iter_mut().map(|v| &mut v[..]).collect();
+        with_parts(&mut outs, 1..3, |parts| {
+            for part in parts {
+                part.fill(5.0);
+            }
+        });
+        assert_eq!(b, vec![vec![1.0, 5.0, 5.0, 1.0]; 2]);
     }
 
     #[test]

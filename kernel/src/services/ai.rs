@@ -255,10 +255,12 @@ fn generate(
     let pool = CorePool;
     peak.sample();
 
-    // Prompt: one forward step per token (the engine has no batched prompt path).
+    // Prompt: batches of up to MAX_BATCH tokens (each weight block read once for several
+    // tokens, the output matrix only for the last token of each batch).
     session.reset();
-    for (position, &token) in prompt.iter().enumerate() {
-        if let Err(error) = session.forward(token, position, &pool) {
+    for (index, batch) in prompt.chunks(llm::limits::MAX_BATCH).enumerate() {
+        let position = index * llm::limits::MAX_BATCH;
+        if let Err(error) = session.forward_batch(batch, position, &pool) {
             println!("ai: forward pass failed at prompt position {position}: {error}");
             return None;
         }

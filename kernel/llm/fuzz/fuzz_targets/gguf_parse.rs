@@ -32,6 +32,9 @@ fuzz_target!(|data: &[u8]| {
             let _ = session.forward(0, 0, &Sequential);
             let _ = session.forward(1, 1, &Sequential);
             let _ = session.forward(1, 2, &Sequential);
+            session.reset();
+            let _ = session.forward_batch(&[1, 0], 0, &Sequential);
+            let _ = session.forward_batch(&[0, 1, 1], 1, &Sequential);
         }
     }
 });

@@ -133,7 +133,7 @@ impl ScaleExponents {
 
 /// The per-product constants of one matrix-vector product (one matrix's [`ScaleExponents`]
 /// against one quantized vector).
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct BlockScaling {
     /// Added to a block's `d` exponent: the `sshl` amount that aligns its mantissa.
     pub shift_d: i32,

@@ -364,23 +364,54 @@ pub fn dot_rows(
     act: &Activations,
     out: &mut [f32],
 ) {
-    let scaling = block_scaling(ty, scales, act);
-    let expected = ty.row_bytes(act.len());
+    dot_rows_batch(ty, data, row_bytes, first, scales, &[act], &mut [out]);
+}
+
+/// [`dot_rows`] for a batch of activation vectors (one per token, all of one length):
+/// `outs[t][i] = row(first + i) . acts[t]`, every `outs[t]` as long as the first. The weights
+/// are read once for up to four tokens at a time (the NEON kernels' pass). More than
+/// [`crate::limits::MAX_BATCH`] tokens, or mismatched lengths, give zeros.
+pub fn dot_rows_batch(
+    ty: GgmlType,
+    data: &[u8],
+    row_bytes: usize,
+    first: usize,
+    scales: ScaleExponents,
+    acts: &[&Activations],
+    outs: &mut [&mut [f32]],
+) {
+    let count = outs.first().map_or(0, |out| out.len());
+    let len = acts.first().map_or(0, |act| act.len());
     let rows = first
-        .checked_add(out.len())
+        .checked_add(count)
         .and_then(|end| end.checked_mul(row_bytes))
         .and_then(|end| data.get(first * row_bytes..end));
-    let (Some(rows), true) = (rows, expected == Some(row_bytes) && row_bytes > 0) else {
-        out.fill(0.0);
+    let consistent = acts.len() == outs.len()
+        && acts.len() <= crate::limits::MAX_BATCH
+        && outs.iter().all(|out| out.len() == count)
+        && acts.iter().all(|act| act.len() == len)
+        && ty.row_bytes(len) == Some(row_bytes)
+        && row_bytes > 0;
+    let (Some(rows), true) = (rows, consistent) else {
+        for out in outs.iter_mut() {
+            out.fill(0.0);
+        }
         return;
     };
+    let mut scalings = [BlockScaling::default(); crate::limits::MAX_BATCH];
+    for (scaling, act) in scalings.iter_mut().zip(acts) {
+        *scaling = block_scaling(ty, scales, act);
+    }
+    let scalings = &scalings[..acts.len()];
     #[cfg(target_arch = "aarch64")]
     {
-        if neon::dot_rows(ty, rows, row_bytes, &scaling, act, out) {
+        if neon::dot_rows(ty, rows, row_bytes, scalings, acts, outs) {
             return;
         }
     }
-    for (o, row) in out.iter_mut().zip(rows.chunks_exact(row_bytes)) {
-        *o = portable::dot(ty, row, &scaling, act);
+    for ((out, act), scaling) in outs.iter_mut().zip(acts).zip(scalings) {
+        for (o, row) in out.iter_mut().zip(rows.chunks_exact(row_bytes)) {
+            *o = portable::dot(ty, row, scaling, act);
+        }
     }
 }
