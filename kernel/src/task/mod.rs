@@ -438,11 +438,83 @@ fn account_ticks(kernel: &mut TaskKernel, core: usize, now: Instant) {
     }
 }
 
-/// `spawn NAME [CORE]`: loads an embedded image into a new address space and makes it runnable.
+/// Why a task could not be started.
+#[derive(Debug, Clone, Copy)]
+enum SpawnFailure {
+    NoAsid,
+    OutOfFrames,
+    TableFull,
+    Refused,
+}
+
+impl SpawnFailure {
+    fn describe(self) -> &'static str {
+        match self {
+            SpawnFailure::NoAsid => "no ASID left",
+            SpawnFailure::OutOfFrames => "out of frames for its page tables",
+            SpawnFailure::TableFull => "the task table is full",
+            SpawnFailure::Refused => "the task system refused it",
+        }
+    }
+}
+
+impl TaskKernel {
+    /// Builds an address space for `image` and makes it a runnable task.
+    fn spawn_image(
+        &mut self,
+        name: &str,
+        bytes: &'static [u8],
+        image: &tasking::elf::ElfImage<'_>,
+        plan: &AddressSpacePlan,
+        affinity: CoreMask,
+    ) -> Result<TaskId, SpawnFailure> {
+        if self.contexts.len() >= tasking::limits::MAX_TASKS {
+            return Err(SpawnFailure::TableFull);
+        }
+        let grant = self.asids.allocate().ok_or(SpawnFailure::NoAsid)?;
+        let space = match layout::build(plan, image, &mut self.frames) {
+            Ok(space) => space,
+            Err(_) => {
+                self.asids.free(grant.asid);
+                return Err(SpawnFailure::OutOfFrames);
+            }
+        };
+        synchronize_instruction_cache();
+        if grant.needs_flush {
+            flush_asid(grant.asid);
+        }
+        let descriptor =
+            plan.task_descriptor(name, Priority(console_priority(name)), affinity, false);
+        self.contexts.push(TaskContext {
+            frame: Box::new(zero_frame()),
+            space,
+            plan: plan.clone(),
+            image: bytes,
+            asid: grant.asid,
+            started_once: false,
+        });
+        match self.system.spawn(descriptor, now()) {
+            Ok(id) => Ok(id),
+            Err(_) => {
+                if let Some(context) = self.contexts.pop() {
+                    layout::release(context.space, &mut self.frames);
+                    self.asids.free(context.asid);
+                }
+                Err(SpawnFailure::Refused)
+            }
+        }
+    }
+}
+
+/// `spawn NAME [CORE [COUNT]]`: loads an embedded image into new address spaces, COUNT copies
+/// (default 1) made runnable together (so that a benchmark pair starts at the same moment).
 pub fn command_spawn(arguments: &[&str], _line: &str) {
     let Some(&name) = arguments.first() else {
         let names: Vec<&str> = images::USER_IMAGES.iter().map(|(name, _)| *name).collect();
-        println!("usage: spawn NAME [CORE] (images: {})", names.join(", "));
+        println!(
+            "usage: spawn NAME [CORE [COUNT]] (images: {})",
+            names.join(", ")
+        );
         return;
     };
     let Some(&(image_name, bytes)) = images::USER_IMAGES.iter().find(|(n, _)| *n == name) else {
@@ -485,55 +557,26 @@ pub fn command_spawn(arguments: &[&str], _line: &str) {
             return;
         }
     }
-    let result = with_kernel(|kernel| {
-        let grant = kernel.asids.allocate().ok_or("no ASID left")?;
-        let space = match layout::build(&plan, &image, &mut kernel.frames) {
-            Ok(space) => space,
-            Err(_) => {
-                kernel.asids.free(grant.asid);
-                return Err("out of frames for its page tables");
-            }
-        };
-        synchronize_instruction_cache();
-        if grant.needs_flush {
-            flush_asid(grant.asid);
+    let copies = match arguments.get(2).map(|text| text.parse::<usize>()) {
+        None => 1,
+        Some(Ok(count)) if (1..=tasking::limits::MAX_TASKS).contains(&count) => count,
+        Some(_) => {
+            println!("spawn: COUNT must be 1..={}", tasking::limits::MAX_TASKS);
+            return;
         }
-        let descriptor = plan.task_descriptor(
-            image_name,
-            Priority(console_priority(image_name)),
-            affinity,
-            false,
-        );
-        if kernel.contexts.len() >= tasking::limits::MAX_TASKS {
-            layout::release(space, &mut kernel.frames);
-            kernel.asids.free(grant.asid);
-            return Err("the task table is full");
-        }
-        kernel.contexts.push(TaskContext {
-            frame: Box::new(zero_frame()),
-            space,
-            plan: plan.clone(),
-            image: bytes,
-            asid: grant.asid,
-            started_once: false,
-        });
-        match kernel.system.spawn(descriptor, now()) {
-            Ok(id) => {
-                kernel.send_kicks(cpu::core_index());
-                Ok(id)
-            }
-            Err(_) => {
-                if let Some(context) = kernel.contexts.pop() {
-                    layout::release(context.space, &mut kernel.frames);
-                    kernel.asids.free(context.asid);
-                }
-                Err("the task system refused it")
-            }
-        }
+    };
+    let results = with_kernel(|kernel| {
+        let results: Vec<Result<TaskId, SpawnFailure>> = (0..copies)
+            .map(|_| kernel.spawn_image(image_name, bytes, &image, &plan, affinity))
+            .collect();
+        kernel.send_kicks(cpu::core_index());
+        results
     });
-    match result {
-        Ok(id) => println!("[task] spawned name={image_name} id={:#x}", id.to_raw()),
-        Err(reason) => println!("spawn: {image_name}: {reason}"),
+    for result in results {
+        match result {
+            Ok(id) => println!("[task] spawned name={image_name} id={:#x}", id.to_raw()),
+            Err(reason) => println!("spawn: {image_name}: {}", reason.describe()),
+        }
     }
 }
 

@@ -14,6 +14,7 @@ mod args;
 mod bench;
 mod bench_ebpf;
 mod bench_infer;
+mod bench_kernel;
 mod bench_wasm;
 mod error;
 mod image;
@@ -132,7 +133,9 @@ fn help_for(command: &str) -> Option<String> {
                 "boot options: --runs N (default 5) and the machine options of `run`\n\
                 (--board --smp --mem --model --gic --cpu) to time one configuration\n\
                 instead of the standard three (virt 1 core bare, virt default with the\n\
-                model, rpi4 with the model).",
+                model, rpi4 with the model).\n\
+                kernel options: --no-icount (skip the -icount shift=0 pass), --smp N (3 or\n\
+                more, default 3), --cpu NAME, --gic 2|3.",
             );
             text
         }
