@@ -114,16 +114,35 @@ pub fn on_receive_interrupt() {
 
 /// Bytes dropped because the receive ring was full.
 pub fn dropped_input_bytes() -> u64 {
-    RECEIVED.lock().dropped()
+    with_received(|ring| ring.dropped())
 }
 
-/// Input bytes received and not yet read, without taking any: lets a long command (`ai`) stop
-/// on a key press and leave the byte for the shell.
-pub fn pending_input_bytes() -> usize {
+/// Runs `work` on the receive ring with IRQs masked: the UART receive interrupt takes the same
+/// lock, so holding it with IRQs enabled would let that interrupt spin forever on its own core.
+fn with_received<R>(work: impl FnOnce(&mut ByteRing<RECEIVE_RING_CAPACITY>) -> R) -> R {
     let were_enabled = crate::arch::aarch64::cpu::mask_irqs();
-    let pending = RECEIVED.lock().len();
+    let result = work(&mut RECEIVED.lock());
     crate::arch::aarch64::cpu::restore_irqs(were_enabled);
-    pending
+    result
+}
+
+/// Ctrl-C (ETX), the key that interrupts a long-running command.
+pub const INTERRUPT_KEY: u8 = 0x03;
+
+/// Takes a waiting Ctrl-C out of the input, leaving every other byte for the shell; true when
+/// there was one. A long command (`ai`) polls this between steps, so typed-ahead or piped
+/// commands wait their turn instead of stopping it. Bytes still in the UART's receive FIFO
+/// (not yet moved by the interrupt, or every byte when the UART has no interrupt) are moved
+/// into the ring first, in order.
+pub fn take_interrupt_key() -> bool {
+    with_received(|ring| {
+        if let Some(uart) = UART.get() {
+            while let Some(byte) = uart.read_byte() {
+                ring.push(byte);
+            }
+        }
+        ring.take_first(INTERRUPT_KEY)
+    })
 }
 
 /// Waits for the next input byte.

@@ -53,6 +53,20 @@ impl<const N: usize> ByteRing<N> {
         Some(byte)
     }
 
+    /// Removes the oldest waiting `byte` (the bytes around it keep their order); returns
+    /// whether there was one. Lets a long-running command take an interrupt key (Ctrl-C) out of
+    /// typed-ahead input without consuming the rest.
+    pub fn take_first(&mut self, byte: u8) -> bool {
+        let Some(found) = (0..self.len).find(|&i| self.bytes[(self.head + i) % N] == byte) else {
+            return false;
+        };
+        for i in found..self.len - 1 {
+            self.bytes[(self.head + i) % N] = self.bytes[(self.head + i + 1) % N];
+        }
+        self.len -= 1;
+        true
+    }
+
     /// Bytes waiting.
     pub fn len(&self) -> usize {
         self.len
@@ -86,5 +100,26 @@ mod tests {
             [Some(2), Some(3), Some(5), None]
         );
         assert!(ring.is_empty());
+    }
+
+    #[test]
+    fn take_first_removes_one_byte_and_keeps_the_order_across_the_wrap() {
+        let mut ring: ByteRing<4> = ByteRing::new();
+        assert!(!ring.take_first(3));
+        ring.push(9);
+        ring.push(9);
+        ring.pop();
+        ring.pop();
+        // head is now 2: the ring's contents wrap around the end of the array.
+        for byte in [b'a', 3, b'b', 3] {
+            assert!(ring.push(byte));
+        }
+        assert!(ring.take_first(3));
+        assert_eq!(ring.len(), 3);
+        assert!(ring.push(b'c'));
+        assert!(ring.take_first(3));
+        assert!(!ring.take_first(3));
+        let rest: Vec<Option<u8>> = (0..4).map(|_| ring.pop()).collect();
+        assert_eq!(rest, [Some(b'a'), Some(b'b'), Some(b'c'), None]);
     }
 }

@@ -7,9 +7,9 @@
 //!   special-token strings such as `<|im_start|>` become their ids;
 //! - tokens stream to the console as they are generated, whole UTF-8 characters only (a
 //!   character split over two byte tokens waits for its second half);
-//! - any key stops generation (Ctrl-C, or a key that then starts the next console line: the
-//!   byte is left for the shell, so typed-ahead text is not lost). Bytes already waiting when
-//!   `ai` starts (piped input) do not stop it;
+//! - Ctrl-C stops generation, checked after every token. Any other input (typed ahead, or
+//!   the rest of piped input) waits in the receive ring for the shell: it neither stops `ai`
+//!   nor is lost;
 //! - the command ends with exactly one line `[ai] prompt_tokens=N tokens=N ttft_ms=N tok_s=X`.
 //!
 //! Defaults without flags: temperature 0.7, top-k 40, top-p 0.9, repetition penalty 1.1 over
@@ -140,8 +140,8 @@ enum StopReason {
     MaxTokens,
     /// The session's context is full.
     ContextFull,
-    /// A key was pressed.
-    KeyPress,
+    /// Ctrl-C was pressed.
+    Interrupted,
     /// The engine or the sampler reported an error (printed).
     Error,
 }
@@ -152,7 +152,7 @@ impl StopReason {
             StopReason::EndToken => "end",
             StopReason::MaxTokens => "max_tokens",
             StopReason::ContextFull => "context_full",
-            StopReason::KeyPress => "key",
+            StopReason::Interrupted => "interrupted",
             StopReason::Error => "error",
         }
     }
@@ -276,7 +276,6 @@ fn generate(
     };
     let mut decoder = StreamDecoder::new();
     let pool = CorePool;
-    let input_waiting_at_start = crate::console::pending_input_bytes();
     peak.sample();
 
     // Prompt: one forward step per token (the engine has no batched prompt path).
@@ -327,8 +326,8 @@ fn generate(
         if tokens >= max_tokens {
             break StopReason::MaxTokens;
         }
-        if crate::console::pending_input_bytes() > input_waiting_at_start {
-            break StopReason::KeyPress;
+        if crate::console::take_interrupt_key() {
+            break StopReason::Interrupted;
         }
         if position >= context {
             break StopReason::ContextFull;
@@ -350,7 +349,7 @@ fn generate(
         println!();
     }
     match stop {
-        StopReason::KeyPress => println!("(stopped by a key press)"),
+        StopReason::Interrupted => println!("(stopped by Ctrl-C)"),
         StopReason::ContextFull => println!("(stopped: the context of {context} is full)"),
         _ => {}
     }

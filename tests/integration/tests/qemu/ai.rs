@@ -18,6 +18,9 @@ const GOLDEN_PROMPT: &str = "<|im_start|>user\\nWrite a C function that returns 
 /// candle's (and llama.cpp's) greedy continuation: tokens 4590 506 253 340 = "Here's a C".
 const GOLDEN_TEXT: &str = "Here's a C";
 
+/// Enough tokens that only Ctrl-C can end the interrupted run before the test sends it.
+const INTERRUPTED_MAX_TOKENS: u32 = 200;
+
 /// Generation is slow under TCG: allow for a loaded 2-core host.
 const GENERATION_TIMEOUT: Duration = Duration::from_secs(600);
 
@@ -59,7 +62,42 @@ fn smollm2_greedy_matches_candle() -> Outcome {
         machine.contains("smp=2") && machine.contains("peak_mem_bytes="),
         "ai-stats should report the run: {machine}"
     );
+    interrupt_keeps_typed_ahead_input(&mut qemu)?;
     poweroff(&mut qemu)
+}
+
+/// A command typed while `ai` generates neither stops it nor is lost; Ctrl-C stops it.
+fn interrupt_keeps_typed_ahead_input(qemu: &mut integration::Qemu) -> Outcome {
+    qemu.send_line(&format!(
+        "ai --raw --greedy --max-tokens {INTERRUPTED_MAX_TOKENS} {GOLDEN_PROMPT}"
+    ))?;
+    // Typed ahead: arrives during the prompt, long before the generation could end.
+    qemu.send_line("info")?;
+    // Several tokens after the typed-ahead line arrived: it did not stop generation.
+    qemu.wait_for(GOLDEN_TEXT, GENERATION_TIMEOUT)?;
+    qemu.send_bytes(&[0x03])?;
+    let stopped = qemu.wait_for("(stopped by Ctrl-C)", GENERATION_TIMEOUT)?;
+    let stats = qemu.wait_for("tok_s=", GENERATION_TIMEOUT)?;
+    ensure!(
+        qemu,
+        stats.contains("\n[ai] prompt_tokens=21 tokens="),
+        "the stats line should follow the stop message: {stopped:?} then {stats:?}"
+    );
+    // The typed-ahead `info` runs next, then the shell prompts again.
+    let info = qemu.wait_for("uptime:", GENERATION_TIMEOUT)?;
+    ensure!(
+        qemu,
+        info.contains("anneal> info") && info.contains("board: qemu-virt"),
+        "the typed-ahead line should run after the interrupted ai: {info:?}"
+    );
+    qemu.wait_for("anneal> ", GENERATION_TIMEOUT)?;
+    let machine = qemu.command("ai-stats")?;
+    ensure!(
+        qemu,
+        machine.contains("stop=interrupted"),
+        "ai-stats should record the interruption: {machine}"
+    );
+    Ok(())
 }
 
 #[test]
