@@ -62,9 +62,11 @@ pub fn handle_irq() {
     };
     while let Some(id) = controller.acknowledge() {
         if id == timer::interrupt_id() {
-            timer::on_tick();
-            if let Some(core) = smp::PER_CORE.get(cpu::core_index()) {
-                core.ticks.fetch_add(1, Ordering::Relaxed);
+            // A one-shot wake-up (task timer) is not a tick: only the periodic one counts.
+            if timer::on_tick() {
+                if let Some(core) = smp::PER_CORE.get(cpu::core_index()) {
+                    core.ticks.fetch_add(1, Ordering::Relaxed);
+                }
             }
         } else if id == UART_INTERRUPT.load(Ordering::Relaxed) {
             crate::console::on_receive_interrupt();

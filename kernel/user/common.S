@@ -67,9 +67,18 @@
     svc     #0
 .endm
 
+// Sleeps 20 ms before a measurement, so that the console has finished answering the `spawn`
+// that started the task: under -icount every core's instructions advance the one guest clock.
+.macro SETTLE
+    ldr     x0, =20000000
+    mov     x8, #SYS_SLEEP
+    svc     #0
+.endm
+
 // The benchmark loop of `syscall` and `switch`: \rounds calls of syscall \number between two
 // time stamps, then logs "bench case=\case ops=\ops elapsed_ns=E" and exits.
 .macro TIMED_SYSCALL_LOOP number, rounds, case, ops
+    SETTLE
     GET_TIME x19
     ldr     x20, =\rounds
 .Lloop\@:

@@ -29,6 +29,7 @@ find:
     cmp     x9, x22
     b.ne    find
     ldr     w21, [x19]              // pong's current id
+    SETTLE
     GET_TIME x26                    // start time (ns)
     mov     x23, #0                 // counter
     adr     x25, response

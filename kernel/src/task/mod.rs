@@ -24,9 +24,13 @@
 //! - **Faults and restarts.** A fault from EL0 stops the task (`TaskSystem::fault`), prints one
 //!   `[task] fault ...` line, and the kernel-side `tasking::supervisor::Supervisor` schedules its
 //!   restart with exponential back-off; the idle loop's tick accounting performs due restarts.
-//! - **Ticks.** Interrupt handlers never touch the task system (they may have interrupted code
-//!   holding the heap or console lock): an IRQ from EL0 only sends the core back to its idle
-//!   loop, which charges the elapsed tick to the task ([`account_ticks`]) before choosing again. Killed and exited
+//! - **Ticks and timers.** Interrupt handlers never touch the task system (they may have
+//!   interrupted code holding the heap or console lock): an IRQ from EL0 only sends the core
+//!   back to its idle loop, which fires due task timers and charges the elapsed tick to the task
+//!   ([`account_time`]) before choosing again. Sleeps and timers do not wait for the 100 Hz
+//!   tick: every pass programs the core's one-shot comparator for the earliest timer armed on it
+//!   ([`program_wakeup`], `timer::set_wakeup`), so a wake-up comes at its deadline. Slices are
+//!   whole ticks: the policy is built for the kernel's real tick period. Killed and exited
 //!   tasks are not restarted.
 //! - **Locking.** One spin lock around the whole [`TaskKernel`], always taken with IRQs masked
 //!   (exception handlers run masked; console commands mask), so an IRQ never spins on a lock its
@@ -100,6 +104,10 @@ static RUNNING: [AtomicU32; MAX_CPUS] = [const { AtomicU32::new(NO_TASK) }; MAX_
 /// Each core's timer-tick count when the task system last accounted for it.
 static TICKS_SEEN: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 
+/// Each core's view of `TaskSystem::timer_epoch` when it last programmed its wake-up
+/// comparator (`u64::MAX`: never).
+static TIMER_EPOCH_SEEN: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(u64::MAX) }; MAX_CPUS];
+
 /// The kernel's callee-saved state while a core runs a task (layout shared with
 /// exception_vectors.S: x19-x30, sp, d8-d15, DAIF).
 #[repr(C)]
@@ -145,7 +153,10 @@ fn with_kernel<R>(work: impl FnOnce(&mut TaskKernel) -> R) -> R {
     let result = {
         let mut guard = KERNEL.lock();
         let kernel = guard.get_or_insert_with(|| TaskKernel {
-            system: TaskSystem::new(smp::online_cores().max(1), DefaultPolicy::default()),
+            system: TaskSystem::new(
+                smp::online_cores().max(1),
+                DefaultPolicy::for_tick_period(1_000_000_000 / crate::limits::TICK_HZ.max(1)),
+            ),
             contexts: Vec::new(),
             supervisor: Supervisor::new(RestartPolicy::default(), tasking::limits::MAX_TASKS),
             asids: AsidAllocator::new(),
@@ -169,10 +180,30 @@ impl LogSink for ConsoleSink {
     }
 }
 
-fn set_user_translation(ttbr0: u64) {
-    // SAFETY: the kernel runs from TTBR1 only; TTBR0 holds user tables whose entries are nG and
-    // tagged with the task's ASID, so switching needs no flush. Clearing TCR_EL1.EPD0 lets the
-    // MMU walk TTBR0 for EL0 (the boot identity map it replaced is gone).
+/// The TTBR0 value each core runs its task with (0: TTBR0 walks disabled, EPD0 set).
+static LOADED_TTBR0: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+
+/// Points this core's TTBR0 at a task's tables (with its ASID) and enables TTBR0 walks. Skipped
+/// when they are already loaded: the same task resuming after a syscall changes nothing, and
+/// under QEMU's TCG every TTBR0 or TCR write flushes its software TLB.
+fn set_user_translation(core: usize, ttbr0: u64) {
+    let Some(loaded) = LOADED_TTBR0.get(core) else {
+        return;
+    };
+    let before = loaded.swap(ttbr0, Ordering::Relaxed);
+    if before == ttbr0 {
+        return;
+    }
+    if before != 0 {
+        // SAFETY: the kernel runs from TTBR1 only; TTBR0 holds user tables whose entries are
+        // nG and tagged with the task's ASID, so switching needs no flush.
+        unsafe {
+            core::arch::asm!("msr ttbr0_el1, {ttbr0}", "isb", ttbr0 = in(reg) ttbr0, options(nostack));
+        }
+        return;
+    }
+    // SAFETY: as above; clearing TCR_EL1.EPD0 lets the MMU walk TTBR0 for EL0 (the boot
+    // identity map it replaced is gone).
     unsafe {
         core::arch::asm!(
             "msr ttbr0_el1, {ttbr0}",
@@ -238,7 +269,7 @@ impl TaskKernel {
             }
         }
         *frame = *context.frame;
-        set_user_translation(context.space.table.ttbr0(context.asid));
+        set_user_translation(cpu::core_index(), context.space.table.ttbr0(context.asid));
     }
 
     fn save(&mut self, task: u32, frame: &TrapFrame) {
@@ -268,8 +299,9 @@ pub fn run_while_idle(core: usize) {
             None => false,
             Some(kernel) => {
                 let now = now();
-                account_ticks(kernel, core, now);
+                account_time(kernel, core, now);
                 kernel.system.reschedule(CoreId(core), now);
+                program_wakeup(kernel, core);
                 match kernel.system.current(CoreId(core), now) {
                     Some(task) => {
                         kernel.load(task, &mut frame);
@@ -282,6 +314,11 @@ pub fn run_while_idle(core: usize) {
             }
         }
     };
+    // An idle worker core needs no tick (its wake-ups are task timers and SGIs); core 0 keeps
+    // its tick for the console, which polls the UART on each wake-up when it has no interrupt.
+    if core != 0 {
+        timer::set_periodic_tick(entered);
+    }
     if !entered {
         cpu::wait_for_interrupt();
         return;
@@ -408,6 +445,7 @@ pub fn user_synchronous(frame: &mut TrapFrame, esr: u64, far: u64) {
         }
     }
     kernel.send_kicks(core);
+    program_wakeup(kernel, core);
     match kernel.system.current(CoreId(core), now) {
         Some(next) if next.to_raw() == running => kernel.load(next, frame),
         Some(next) => {
@@ -418,11 +456,14 @@ pub fn user_synchronous(frame: &mut TrapFrame, esr: u64, far: u64) {
     }
 }
 
-/// The scheduler's view of the timer: called from a worker core's idle loop (never from
-/// interrupt context, which may have interrupted code holding the heap or console lock) when the
-/// core took timer ticks since the last call. Charges the core's task (one tick, even if several
-/// passed while the kernel kept the core), fires task timers and performs due restarts.
-fn account_ticks(kernel: &mut TaskKernel, core: usize, now: Instant) {
+/// The scheduler's view of the timer: called from a core's idle loop (never from interrupt
+/// context, which may have interrupted code holding the heap or console lock). Fires every task
+/// timer due by now (the core's one-shot comparator brought it here at the earliest deadline,
+/// see [`program_wakeup`]); if the core took periodic ticks since the last call, charges its
+/// task one tick (even if several passed while the kernel kept the core) for slices and CPU
+/// time; performs due restarts.
+fn account_time(kernel: &mut TaskKernel, core: usize, now: Instant) {
+    kernel.system.fire_timers(now);
     let ticks = smp::PER_CORE
         .get(core)
         .map_or(0, |slot| slot.ticks.load(Ordering::Relaxed));
@@ -436,6 +477,21 @@ fn account_ticks(kernel: &mut TaskKernel, core: usize, now: Instant) {
     while let Some(index) = kernel.supervisor.take_due(now) {
         let _ = kernel.system.restart(index, now);
     }
+}
+
+/// Programs this core's one-shot wake-up for the earliest task timer armed on it (IRQs are
+/// masked: the caller holds the task lock). Looks at the timer queue only when it changed
+/// since this core last did.
+fn program_wakeup(kernel: &TaskKernel, core: usize) {
+    let Some(seen) = TIMER_EPOCH_SEEN.get(core) else {
+        return;
+    };
+    let epoch = kernel.system.timer_epoch();
+    if seen.swap(epoch, Ordering::Relaxed) == epoch {
+        return;
+    }
+    let deadline = kernel.system.next_timer_deadline_on(CoreId(core));
+    timer::set_wakeup(deadline.map(|at| timer::counter_at_nanoseconds(at.0)));
 }
 
 /// Why a task could not be started.

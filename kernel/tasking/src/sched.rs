@@ -10,13 +10,15 @@
 //!
 //! Time: the kernel calls [`Scheduler::tick`] from each core's timer interrupt. A tick charges
 //! the current task, counts down its slice and, when the slice is spent or a more urgent task
-//! was woken onto the core, puts it at the back of the queue and dispatches again. Core 0's
-//! tick also runs [`Scheduler::balance`] every [`BALANCE_INTERVAL_TICKS`]. A core whose queue
-//! is empty steals a waiting task from the busiest core before going idle.
+//! was woken onto the core, puts it at the back of the queue and dispatches again. The first
+//! tick of any core after [`BALANCE_INTERVAL_NANOS`] have passed also runs
+//! [`Scheduler::balance`] (by time, not by one core's ticks, so balancing goes on whichever
+//! cores are busy in the kernel). A core whose queue is empty steals a waiting task from the
+//! busiest core before going idle.
 
 use crate::histogram::WaitHistogram;
 use crate::limits::{
-    BALANCE_INTERVAL_TICKS, MAX_CORES, MAX_SLICE_TICKS, MAX_TASKS, MIN_SLICE_TICKS, PRIORITY_LEVELS,
+    BALANCE_INTERVAL_NANOS, MAX_CORES, MAX_SLICE_TICKS, MAX_TASKS, MIN_SLICE_TICKS, PRIORITY_LEVELS,
 };
 use crate::policy::{DefaultPolicy, QueuedTask, RunQueueView, SchedPolicy, TaskStats};
 use crate::time::Instant;
@@ -169,7 +171,7 @@ pub struct Scheduler<P: SchedPolicy> {
     policy: P,
     fallback: DefaultPolicy,
     policy_rejections: u64,
-    balance_countdown: u64,
+    next_balance: Instant,
 }
 
 impl<P: SchedPolicy> Scheduler<P> {
@@ -191,7 +193,7 @@ impl<P: SchedPolicy> Scheduler<P> {
             policy,
             fallback: DefaultPolicy::default(),
             policy_rejections: 0,
-            balance_countdown: BALANCE_INTERVAL_TICKS,
+            next_balance: Instant(BALANCE_INTERVAL_NANOS),
         }
     }
 
@@ -461,7 +463,8 @@ impl<P: SchedPolicy> Scheduler<P> {
     }
 
     /// The timer tick of `core`: charges the current task, preempts it when its slice is spent
-    /// or a more urgent task is waiting, and on core 0 balances periodically. Returns the task
+    /// or a more urgent task is waiting, and balances when [`BALANCE_INTERVAL_NANOS`] have
+    /// passed since the last pass. Returns the task
     /// to run (which may be the same).
     pub fn tick(&mut self, core: CoreId, now: Instant) -> Option<TaskId> {
         let state = self.cores.get_mut(core.0)?;
@@ -476,12 +479,9 @@ impl<P: SchedPolicy> Scheduler<P> {
             }
             None => state.stats.idle_ticks += 1,
         }
-        if core.0 == 0 {
-            self.balance_countdown = self.balance_countdown.saturating_sub(1);
-            if self.balance_countdown == 0 {
-                self.balance_countdown = BALANCE_INTERVAL_TICKS;
-                self.balance();
-            }
+        if now >= self.next_balance {
+            self.next_balance = now.plus_nanos(BALANCE_INTERVAL_NANOS);
+            self.balance();
         }
         if expired {
             if let Some(task) = self.put_back_current(core, now) {
@@ -638,7 +638,9 @@ impl<P: SchedPolicy> Scheduler<P> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::limits::{DEFAULT_SLICE_TICKS, STARVATION_THRESHOLD_NANOS, TICK_PERIOD_NANOS};
+    use crate::limits::{
+        DEFAULT_SLICE_TICKS, DEFAULT_TICK_PERIOD_NANOS, STARVATION_THRESHOLD_NANOS,
+    };
     use crate::time::Ticks;
     use abi::Generation;
 
@@ -653,7 +655,7 @@ mod tests {
     /// Runs `ticks` ticks on every core with spinning tasks (nothing blocks).
     fn run(sched: &mut Scheduler<impl SchedPolicy>, from_tick: u64, ticks: u64) {
         for tick in from_tick..from_tick + ticks {
-            let now = Instant(tick * TICK_PERIOD_NANOS);
+            let now = Instant(tick * DEFAULT_TICK_PERIOD_NANOS);
             for core in 0..sched.core_count() {
                 sched.tick(CoreId(core), now);
             }
@@ -679,7 +681,7 @@ mod tests {
         // Nobody waited longer than the other two slices.
         let p99 = sched.core_stats(CoreId(0)).unwrap().wait.p99().unwrap();
         assert!(
-            p99 <= 2 * DEFAULT_SLICE_TICKS * TICK_PERIOD_NANOS,
+            p99 <= 2 * DEFAULT_SLICE_TICKS * DEFAULT_TICK_PERIOD_NANOS,
             "p99 wait {p99}"
         );
     }
@@ -703,9 +705,12 @@ mod tests {
             high > 4 * low,
             "priority must still dominate: high {high}, low {low}"
         );
-        assert!(low >= 2000 / (STARVATION_THRESHOLD_NANOS / TICK_PERIOD_NANOS + 1) - 1);
+        assert!(low >= 2000 / (STARVATION_THRESHOLD_NANOS / DEFAULT_TICK_PERIOD_NANOS + 1) - 1);
         let max_wait = sched.stats(id(1)).unwrap().last_wait_nanos;
-        assert!(max_wait <= STARVATION_THRESHOLD_NANOS + DEFAULT_SLICE_TICKS * TICK_PERIOD_NANOS);
+        assert!(
+            max_wait
+                <= STARVATION_THRESHOLD_NANOS + DEFAULT_SLICE_TICKS * DEFAULT_TICK_PERIOD_NANOS
+        );
     }
 
     #[test]
@@ -788,6 +793,28 @@ mod tests {
                 "task {index} got {ticks} of 200 ticks"
             );
         }
+    }
+
+    #[test]
+    fn balancing_runs_on_any_core_tick_once_the_interval_has_passed() {
+        let mut sched = scheduler(3);
+        for index in 0..6 {
+            sched
+                .register(id(index), Priority(4), CoreMask::ALL)
+                .unwrap();
+            sched.enqueue_on(id(index), CoreId(2), Instant::ZERO);
+        }
+        // Only core 2 ticks (cores 0 and 1 are busy in the kernel): before the interval
+        // nothing moves, at it the queue is spread.
+        sched.tick(CoreId(2), Instant(BALANCE_INTERVAL_NANOS - 1));
+        assert_eq!(sched.core_stats(CoreId(0)).unwrap().migrations_in, 0);
+        sched.tick(CoreId(2), Instant(BALANCE_INTERVAL_NANOS));
+        let moved_in: u64 = (0..2)
+            .map(|core| sched.core_stats(CoreId(core)).unwrap().migrations_in)
+            .sum();
+        assert_eq!(moved_in, 4, "two tasks each to cores 0 and 1");
+        assert!(sched.cores_to_kick().contains(CoreId(0)));
+        assert_eq!(sched.check_invariants(), Ok(()));
     }
 
     #[test]

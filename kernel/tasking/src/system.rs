@@ -230,6 +230,7 @@ pub struct TaskSystem<P: SchedPolicy> {
     next_sequence: u64,
     supervisor: Option<usize>,
     kicks: CoreMask,
+    timer_epoch: u64,
 }
 
 fn violation(task: Option<usize>, what: &'static str) -> Result<(), InvariantViolation> {
@@ -246,6 +247,7 @@ impl<P: SchedPolicy> TaskSystem<P> {
             next_sequence: 0,
             supervisor: None,
             kicks: CoreMask::NONE,
+            timer_epoch: 0,
         }
     }
 
@@ -291,9 +293,26 @@ impl<P: SchedPolicy> TaskSystem<P> {
             .and_then(|slot| slot.timer.map(|(_, bits)| bits))
     }
 
-    /// Earliest armed timer, for a tickless kernel to program its comparator.
+    /// Earliest armed timer (possibly a cancelled one: firing early only costs a pass).
     pub fn next_timer_deadline(&self) -> Option<Instant> {
         self.timers.next_deadline()
+    }
+
+    /// Earliest live timer armed on `core`: what the kernel programs that core's one-shot
+    /// comparator for, so that sleeps and notification timers fire at their deadline rather
+    /// than at the next tick. A scan of the queue (a few entries per sleeping task).
+    pub fn next_timer_deadline_on(&self, core: CoreId) -> Option<Instant> {
+        self.timers
+            .iter()
+            .filter(|entry| entry.core == core && Self::timer_is_live(&self.slots, entry))
+            .map(|entry| entry.deadline)
+            .min()
+    }
+
+    /// Changes whenever a timer is armed or fired: a kernel that programmed a comparator from
+    /// [`TaskSystem::next_timer_deadline_on`] need not look again until this moves.
+    pub fn timer_epoch(&self) -> u64 {
+        self.timer_epoch
     }
 
     /// Cores that must reschedule (send them an SGI); clears the set.
@@ -443,7 +462,7 @@ impl<P: SchedPolicy> TaskSystem<P> {
         let index = caller.index_usize();
         let flow = match Syscall::decode(number, args) {
             Err(error) => Err(ReturnRegisters::error(error)),
-            Ok(call) => self.dispatch_call(index, call, now, memory, log),
+            Ok(call) => self.dispatch_call(core, index, call, now, memory, log),
         };
         let effect = match flow {
             Ok(Flow::Return(result)) | Err(result) => {
@@ -472,6 +491,7 @@ impl<P: SchedPolicy> TaskSystem<P> {
     /// checks); `Ok` says whether it returns, blocked, yielded or exited.
     fn dispatch_call(
         &mut self,
+        core: CoreId,
         caller: usize,
         call: Syscall,
         now: Instant,
@@ -505,7 +525,7 @@ impl<P: SchedPolicy> TaskSystem<P> {
             Syscall::Sleep { nanoseconds: 0 } => Ok(Flow::Yielded),
             Syscall::Sleep { nanoseconds } => {
                 let until = now.plus_nanos(nanoseconds);
-                let sequence = self.arm(caller, until, TimerKind::Wake);
+                let sequence = self.arm(caller, core, until, TimerKind::Wake);
                 let slot = &mut self.slots[caller];
                 slot.sleep_sequence = Some(sequence);
                 slot.state = TaskState::Blocked(BlockReason::Sleeping { until });
@@ -519,7 +539,7 @@ impl<P: SchedPolicy> TaskSystem<P> {
                 deadline: Some(deadline),
                 bits,
             } => {
-                let sequence = self.arm(caller, Instant(deadline), TimerKind::Notify);
+                let sequence = self.arm(caller, core, Instant(deadline), TimerKind::Notify);
                 self.slots[caller].timer = Some((sequence, bits));
                 // A deadline already past fires now rather than one tick late.
                 self.fire_timers(now);
@@ -547,14 +567,16 @@ impl<P: SchedPolicy> TaskSystem<P> {
         }
     }
 
-    fn arm(&mut self, index: usize, deadline: Instant, kind: TimerKind) -> u64 {
+    fn arm(&mut self, index: usize, core: CoreId, deadline: Instant, kind: TimerKind) -> u64 {
         let sequence = self.sequence();
         let task = self.slots[index].id(index);
+        self.timer_epoch += 1;
         self.timers.push(TimerEntry {
             deadline,
             sequence,
             task,
             kind,
+            core,
         });
         if self.timers.needs_compaction() {
             let slots = &self.slots;
@@ -1026,9 +1048,11 @@ impl<P: SchedPolicy> TaskSystem<P> {
         self.scheduler.tick(core, now)
     }
 
-    /// Fires every timer due at `now` (also called by a tickless kernel's comparator interrupt).
+    /// Fires every timer due at `now` (the kernel calls it after its one-shot comparator fired;
+    /// [`TaskSystem::tick`] does too).
     pub fn fire_timers(&mut self, now: Instant) {
         while let Some(entry) = self.timers.pop_expired(now) {
+            self.timer_epoch += 1;
             if !Self::timer_is_live(&self.slots, &entry) {
                 continue;
             }

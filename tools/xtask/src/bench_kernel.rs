@@ -12,12 +12,12 @@
 //! their lines and reformats them.
 //!
 //! QEMU runs twice: in normal mode (wall-clock time, inflated by whatever else the host runs),
-//! then with `-icount shift=0` (`where` ends in `-icount0`), where a guest nanosecond is one
-//! guest instruction, so the figures are AArch64 instructions per operation, the same run to
-//! run. Two caveats of `-icount`: all vCPUs share one host thread in turn, so the cross-core
-//! round trip also counts the other vCPU's instructions until QEMU switches to it; and a core
-//! with nothing to run lets guest time pass at host speed, so the idle wake-up figure is wall
-//! time in both passes (the loaded one is pure instructions).
+//! then with `-icount shift=0,sleep=off` (`where` ends in `-icount0`), where a guest nanosecond
+//! is one guest instruction and a wait with every vCPU idle jumps to the next timer deadline,
+//! so the figures are AArch64 instructions per operation, nearly the same run to run (idle
+//! worker cores take no ticks, so nothing else runs beside a one-core case). One caveat: all
+//! vCPUs share one host thread in turn, so the cross-core round trip also counts the other
+//! vCPU's instructions (spinning on the task lock included) until QEMU switches to it.
 
 use std::time::Duration;
 
@@ -35,6 +35,10 @@ use crate::{prereq, toolchain};
 /// 100 sleeps of 2 ms, 1 s of guest time at the old 10 ms tick) takes a few seconds under TCG;
 /// two minutes only stops a hung kernel.
 const CASE_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The instruction-counting pass: a guest nanosecond is one instruction, and idle time does not
+/// pass at host speed (`sleep=off`).
+const ICOUNT_ARGS: [&str; 2] = ["-icount", "shift=0,sleep=off"];
 
 /// Cores the bench needs: core 0 for the console, two worker cores for the cross-core case.
 const MIN_CORES: u32 = 3;
@@ -223,14 +227,18 @@ pub fn run(args: &mut Args, report: &mut Report) -> Result<()> {
         config.cpu,
         config.smp
     );
-    let mut passes = vec![(place.clone(), None)];
+    let mut passes = vec![(place.clone(), false)];
     if !skip_icount {
-        passes.push((format!("{place}-icount0"), Some(0)));
+        passes.push((format!("{place}-icount0"), true));
     }
-    for (place, icount_shift) in passes {
-        config.icount_shift = icount_shift;
-        let icount = icount_shift.is_some();
-        let (mut qemu, _) = boot_kernel(&config)?;
+    for (place, icount) in passes {
+        let mut pass_config = config.clone();
+        if icount {
+            // sleep=off: while every vCPU waits, guest time jumps to the next timer deadline
+            // instead of running at host speed, so even idle waits are pure instruction counts.
+            pass_config.extra_args.extend(ICOUNT_ARGS.map(String::from));
+        }
+        let (mut qemu, _) = boot_kernel(&pass_config)?;
         for case in CASES {
             for command in case.commands {
                 qemu.send_line(command)

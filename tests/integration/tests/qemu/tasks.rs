@@ -149,3 +149,26 @@ fn ipc_round_trips_carry_the_right_data_across_cores_and_on_one_core() -> Outcom
     qemu.wait_for("pong          InReceive", WAIT)?;
     poweroff(&mut qemu)
 }
+
+#[test]
+fn sleeping_tasks_wake_on_an_idle_core_and_beside_spinners() -> Outcome {
+    let mut config = virt()?;
+    config.smp = 3;
+    let mut qemu = boot(&config)?;
+    // Core 2 has nothing else to run (its periodic tick is stopped while idle): the one-shot
+    // comparator alone must end each of the 100 sleeps.
+    qemu.send_line("spawn latency 2")?;
+    let idle = qemu.wait_for("[latency] bench case=wakeup ops=100 ", WAIT)?;
+    ensure!(
+        qemu,
+        !idle.contains("[task] fault"),
+        "nothing should fault: {idle:?}"
+    );
+    // Core 1 runs two batch spinners: the sleeper (more urgent) still completes its rounds.
+    qemu.send_line("spawn spin 1 2")?;
+    qemu.wait_for("[task] spawned name=spin", WAIT)?;
+    qemu.send_line("spawn latency 1")?;
+    qemu.wait_for("[latency] bench case=wakeup ops=100 ", WAIT)?;
+    qemu.wait_for("[task] exit name=latency", WAIT)?;
+    poweroff(&mut qemu)
+}
