@@ -34,8 +34,18 @@ fn main() {
 }
 
 /// The task programs, by name (user/NAME.S).
-const USER_TASKS: [&str; 10] = [
-    "hello", "spin", "fault", "undef", "fuzz", "ping", "pong", "latency", "syscall", "switch",
+const USER_TASKS: [&str; 11] = [
+    "supervisor",
+    "hello",
+    "spin",
+    "fault",
+    "undef",
+    "fuzz",
+    "ping",
+    "pong",
+    "latency",
+    "syscall",
+    "switch",
 ];
 
 /// Files the task programs `#include` (user/NAME).

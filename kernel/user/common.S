@@ -4,7 +4,7 @@
 //
 //   LINE_START                x24 = start of line_buffer (x24 is the output cursor)
 //   APPEND_TEXT "literal"     copies the literal at x24
-//   APPEND_NUMBER xN          writes xN in decimal at x24
+//   APPEND_NUMBER xN          writes xN in decimal at x24 (`bl append_hex`: x0 in hex)
 //   LOG_LINE                  `log` of line_buffer..x24
 //
 // The helpers clobber x0, x1 and x9-x14 only, so a program keeps its state in x15-x23 and
@@ -125,6 +125,24 @@ append_decimal:                     // write x0 in decimal at x24 (advanced)
     strb    w9, [x24], #1
     b       4b
 5:  ret
+
+append_hex:                         // write x0 in hexadecimal (no 0x, no leading zeros) at x24
+    mov     x10, #60
+    mov     x11, #0                 // a digit was written
+6:  lsr     x12, x0, x10
+    and     x12, x12, #15
+    orr     x13, x12, x11
+    cbnz    x13, 7f
+    cbnz    x10, 8f                 // skip a leading zero (but not the last digit)
+7:  mov     x11, #1
+    add     x13, x12, #'0'
+    add     x14, x12, #('a' - 10)
+    cmp     x12, #10
+    csel    x12, x14, x13, hs
+    strb    w12, [x24], #1
+8:  subs    x10, x10, #4
+    b.pl    6b
+    ret
 
     .section .bss
     .balign 16

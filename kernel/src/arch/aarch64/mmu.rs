@@ -300,18 +300,28 @@ pub fn switch_to_kernel_tables(image: ImageLayout) {
 
 /// Sets TCR_EL1.EPD0 so TTBR0 (the boot identity map) is no longer walked on this core.
 pub fn disable_ttbr0_walks() {
-    // SAFETY: this core runs entirely from TTBR1 addresses when called (after the jump high), so
-    // dropping TTBR0 translations cannot affect the running code.
+    set_ttbr0_walks(false);
+    // SAFETY: invalidating this core's TLB only costs later walks; it drops the boot identity
+    // map's entries.
+    unsafe { core::arch::asm!("tlbi vmalle1", "dsb nsh", "isb", options(nostack)) };
+}
+
+/// Clears (`true`) or sets (`false`) TCR_EL1.EPD0 on this core, without TLB maintenance: the
+/// task switch enables TTBR0 walks before it enters a task and disables them when the core is
+/// back in the kernel (task/mod.rs).
+pub fn set_ttbr0_walks(enabled: bool) {
+    let epd0: u64 = if enabled { 0 } else { 1 << 7 };
+    // SAFETY: this core runs entirely from TTBR1 addresses (kernel image, stacks, linear map),
+    // so enabling or disabling TTBR0 translations cannot affect the running code.
     unsafe {
         core::arch::asm!(
             "mrs {t}, tcr_el1",
-            "orr {t}, {t}, #(1 << 7)",
+            "bic {t}, {t}, #(1 << 7)",
+            "orr {t}, {t}, {epd0}",
             "msr tcr_el1, {t}",
             "isb",
-            "tlbi vmalle1",
-            "dsb nsh",
-            "isb",
             t = out(reg) _,
+            epd0 = in(reg) epd0,
             options(nostack)
         );
     }
