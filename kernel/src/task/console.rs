@@ -183,10 +183,15 @@ pub fn command_sched(_arguments: &[&str], _line: &str) {
         let scheduler = kernel.system.scheduler();
         let mut lines = Vec::new();
         lines.push(alloc::format!(
-            "policy: {}  syscalls: {}  faults: {}",
+            "policy: {}  syscalls: {}  faults: {}  pan: {}",
             scheduler.policy().name(),
             kernel.syscalls,
-            kernel.faults
+            kernel.faults,
+            if crate::arch::aarch64::mmu::privileged_access_never() {
+                "on"
+            } else {
+                "absent"
+            }
         ));
         for core in 0..smp::online_cores() {
             let Some(stats) = scheduler.core_stats(CoreId(core)) else {

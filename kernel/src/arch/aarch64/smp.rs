@@ -174,6 +174,7 @@ pub fn start_secondary_cores(
 extern "C" fn secondary_main(core_index: u64) -> ! {
     let index = core_index as usize;
     super::mmu::disable_ttbr0_walks();
+    super::mmu::enable_privileged_access_never();
     crate::interrupts::init_this_core(index);
     super::timer::start_tick_on_this_core();
     if let Some(slot) = PER_CORE.get(index) {

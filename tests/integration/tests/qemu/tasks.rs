@@ -210,6 +210,11 @@ fn the_syscall_fuzzer_task_finishes_and_the_kernel_stays_alive() -> Outcome {
         sched.contains("syscalls: ") && !sched.contains("syscalls: 0 "),
         "sched should count the fuzzer's syscalls: {sched:?}"
     );
+    ensure!(
+        qemu,
+        sched.contains("pan: absent"),
+        "cortex-a72 (ARMv8.0) has no PAN: {sched:?}"
+    );
     poweroff(&mut qemu)
 }
 
@@ -309,5 +314,29 @@ fn sleeping_tasks_wake_on_an_idle_core_and_beside_spinners() -> Outcome {
     qemu.send_line("spawn latency 1")?;
     qemu.wait_for("[latency] bench case=wakeup ops=100 ", WAIT)?;
     qemu.wait_for("[task] exit name=latency", WAIT)?;
+    poweroff(&mut qemu)
+}
+
+#[test]
+fn with_pan_on_the_kernel_still_copies_task_memory_through_its_checked_path() -> Outcome {
+    // `-cpu max` has FEAT_PAN (cortex-a72, ARMv8.0, has not): the kernel turns it on, so any
+    // direct kernel access to task pages would be a fatal permission fault. IPC copies, `log`,
+    // `task_info` records and the fuzzer's bad pointers all go through the linear map.
+    let mut config = two_cores()?;
+    config.cpu = "max".into();
+    let mut qemu = boot(&config)?;
+    let sched = qemu.command("sched")?;
+    ensure!(
+        qemu,
+        sched.contains("pan: on"),
+        "sched should report PAN on with -cpu max: {sched:?}"
+    );
+    qemu.send_line("spawn pong 1")?;
+    qemu.wait_for("[task] spawned name=pong", WAIT)?;
+    qemu.send_line("spawn ping 1")?;
+    qemu.wait_for("[ping] 1000 round trips ok", WAIT)?;
+    qemu.send_line("spawn fuzz 1")?;
+    qemu.wait_for("[fuzz] fuzz: done", WAIT)?;
+    qemu.wait_for("[task] exit name=fuzz", WAIT)?;
     poweroff(&mut qemu)
 }
