@@ -45,19 +45,15 @@ pub fn command_spawn(arguments: &[&str], _line: &str) {
         println!("spawn: the supervisor is started by the kernel (see ps)");
         return;
     }
-    if task_cores().is_empty() {
-        println!("spawn: tasks run on the worker cores; this machine has only core 0 online");
-        return;
-    }
     let mut affinity = CoreMask::NONE;
     match arguments.get(1).map(|text| text.parse::<usize>()) {
         None => affinity = task_cores(),
-        Some(Ok(core)) if (1..smp::online_cores()).contains(&core) => {
+        Some(Ok(core)) if (0..smp::online_cores()).contains(&core) => {
             affinity.insert(CoreId(core));
         }
         Some(_) => {
             println!(
-                "spawn: CORE must be a worker core, 1..{} (core 0 runs the console)",
+                "spawn: CORE must be an online core, 0..{} (core 0 runs tasks while the console is idle)",
                 smp::online_cores() - 1
             );
             return;

@@ -7,12 +7,17 @@
 //! and that core.
 //!
 //! - **Kernel first.** Each core's kernel code (the shell on core 0, the worker loop on the
-//!   others) has priority over tasks: tasks run only from a worker core's idle loop, which calls
+//!   others) has priority over tasks: tasks run only from a core's idle wait, which calls
 //!   [`run_while_idle`] instead of `wfi`. That enters the current task with `task_enter` (assembly
 //!   beside the vectors) and returns to the loop on the next interrupt (`task_leave`), so the
 //!   worker pool and the inference engine never wait for a task, and a task can never starve the
-//!   console. Core 0 never runs tasks (its idle wait is the console's), so the task system's
-//!   cores are the worker cores; with one core online `spawn` refuses.
+//!   console. Every core runs tasks, core 0 too: its idle wait is the console's wait for input
+//!   ([`console_wait`], called by `console::read_byte`), and the UART's receive interrupt, routed
+//!   to core 0, takes it out of a task at the next byte, so the console answers as fast as with
+//!   no tasks. While the shell runs a command ([`console_busy`] .. [`console_idle`]) core 0 is
+//!   *unavailable* to the scheduler: its tasks move to the other cores (or wait, if pinned to
+//!   core 0) and its timers fire on the others, so a long command (`ai`) delays no task that
+//!   could run elsewhere. With one core online, tasks run between console commands.
 //! - **Frames.** Every task has a saved [`TrapFrame`] (x0-x30, ELR, SPSR, SP_EL0, TPIDR_EL0,
 //!   q0-q31, FPCR, FPSR: FP/SIMD state is per task for free). A syscall or fault from EL0 ends by
 //!   asking the task system who is current on this core: the same task resumes with its result
@@ -58,7 +63,7 @@ use abi::{FaultKind, TaskId};
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::cell::UnsafeCell;
-use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use memory::{FrameAllocator, LinearUserMemory};
 use spin::Mutex;
 use tasking::layout::{self, AddressSpacePlan, BuiltAddressSpace};
@@ -168,13 +173,56 @@ fn zero_frame() -> TrapFrame {
     }
 }
 
-/// The cores tasks may run on: the worker cores (core 0 keeps the console).
+/// The cores tasks may run on: every online core (core 0 while the console is idle).
 fn task_cores() -> CoreMask {
     let mut cores = CoreMask::NONE;
-    for core in 1..smp::online_cores() {
+    for core in 0..smp::online_cores() {
         cores.insert(CoreId(core));
     }
     cores
+}
+
+/// True while the shell waits for input (core 0 may run tasks); false while it runs a command.
+static CONSOLE_IDLE: AtomicBool = AtomicBool::new(true);
+
+/// The shell starts a command: core 0 takes no tasks until [`console_idle`].
+pub fn console_busy() {
+    set_console_core_available(false);
+}
+
+/// The shell finished its command and waits for input again: core 0 may run tasks.
+pub fn console_idle() {
+    set_console_core_available(true);
+}
+
+fn set_console_core_available(available: bool) {
+    CONSOLE_IDLE.store(available, Ordering::Relaxed);
+    let were_enabled = cpu::mask_irqs();
+    {
+        let mut guard = KERNEL.lock();
+        if let Some(kernel) = guard.as_mut() {
+            kernel
+                .system
+                .set_core_available(CoreId(0), available, now());
+            if !available && kernel.system.next_timer_deadline_on(CoreId(0)).is_some() {
+                // Core 0's timers now fire on the other cores: wake them (idle ones have no
+                // tick) to program their comparators.
+                kernel.extra_kicks.0 |= task_cores().0;
+            }
+            kernel.send_kicks(cpu::core_index());
+        }
+    }
+    cpu::restore_irqs(were_enabled);
+}
+
+/// The console's wait for input on core 0, called with IRQs masked: runs core 0's tasks until
+/// the next interrupt (a received byte among them) while the shell is idle, else `wfi`.
+pub fn console_wait() {
+    if CONSOLE_IDLE.load(Ordering::Relaxed) {
+        run_while_idle(0);
+    } else {
+        cpu::wait_for_interrupt();
+    }
 }
 
 /// Runs `work` on the task kernel with IRQs masked (creating it, with the supervisor task, on
@@ -302,6 +350,10 @@ impl TaskKernel {
             released: 0,
             extra_kicks: CoreMask::NONE,
         };
+        let console_idle = CONSOLE_IDLE.load(Ordering::Relaxed);
+        kernel
+            .system
+            .set_core_available(CoreId(0), console_idle, now());
         let image = images::USER_IMAGES
             .iter()
             .find(|(name, _)| *name == SUPERVISOR_IMAGE);
@@ -516,8 +568,9 @@ fn reap(kernel: &mut TaskKernel) {
     }
 }
 
-/// Called by a worker core's idle loop with IRQs masked instead of `wfi`: runs the core's current
-/// task until the next interrupt, or waits for one if there is none.
+/// Called by a core's idle wait with IRQs masked instead of `wfi` (the worker loop, or the
+/// console's [`console_wait`] on core 0): runs the core's current task until the next
+/// interrupt, or waits for one if there is none.
 pub fn run_while_idle(core: usize) {
     let mut frame = zero_frame();
     let entered = {

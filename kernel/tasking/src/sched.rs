@@ -131,12 +131,27 @@ struct Current {
     ticks_used: u64,
 }
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 struct CoreState {
     queue: Vec<QueuedTask>,
     current: Option<Current>,
     reschedule_pending: bool,
+    /// False while the core's kernel work keeps it from tasks for an unknown time (the console
+    /// core running a command): nothing is dispatched there and new work goes elsewhere.
+    available: bool,
     stats: CoreStats,
+}
+
+impl Default for CoreState {
+    fn default() -> Self {
+        CoreState {
+            queue: Vec::new(),
+            current: None,
+            reschedule_pending: false,
+            available: true,
+            stats: CoreStats::default(),
+        }
+    }
 }
 
 impl CoreState {
@@ -303,7 +318,12 @@ impl<P: SchedPolicy> Scheduler<P> {
     }
 
     fn choose_core(&self, entry: &Entry) -> Option<CoreId> {
-        let allowed = |core: &CoreId| entry.affinity.contains(*core);
+        // Available cores of the affinity; a task pinned to unavailable cores waits on them.
+        let any_available = (0..self.cores.len())
+            .any(|core| entry.affinity.contains(CoreId(core)) && self.cores[core].available);
+        let allowed = |core: &CoreId| {
+            entry.affinity.contains(*core) && (self.cores[core.0].available || !any_available)
+        };
         let least = (0..self.cores.len())
             .map(CoreId)
             .filter(allowed)
@@ -338,7 +358,7 @@ impl<P: SchedPolicy> Scheduler<P> {
         });
         self.entries[id.index_usize()].location = Location::Queued(core);
         let kick = match state.current {
-            None => true,
+            None => state.available,
             Some(current) => {
                 priority.is_more_urgent_than(self.stats[current.task.index_usize()].priority)
             }
@@ -381,6 +401,9 @@ impl<P: SchedPolicy> Scheduler<P> {
         state.reschedule_pending = false;
         if let Some(current) = state.current {
             return Some(current.task);
+        }
+        if !state.available {
+            return None;
         }
         if state.queue.is_empty() {
             self.steal_for(core);
@@ -548,7 +571,7 @@ impl<P: SchedPolicy> Scheduler<P> {
             for from in 0..self.cores.len() {
                 for to in 0..self.cores.len() {
                     let (from_load, to_load) = (self.cores[from].load(), self.cores[to].load());
-                    if from == to || from_load < to_load + 2 {
+                    if from == to || from_load < to_load + 2 || !self.cores[to].available {
                         continue;
                     }
                     let gap = from_load - to_load;
@@ -578,6 +601,56 @@ impl<P: SchedPolicy> Scheduler<P> {
             moved += 1;
         }
         moved
+    }
+
+    /// Makes `core` available for tasks or not. Taking it away puts its current task back in
+    /// its queue and moves every queued task that may run on an available core to the least
+    /// loaded one (tasks pinned to this core wait for it); those cores are marked for a kick.
+    /// Returns the number of tasks moved.
+    pub fn set_core_available(&mut self, core: CoreId, available: bool, now: Instant) -> usize {
+        let Some(state) = self.cores.get_mut(core.0) else {
+            return 0;
+        };
+        if state.available == available {
+            return 0;
+        }
+        state.available = available;
+        if available {
+            state.reschedule_pending = true;
+            return 0;
+        }
+        self.put_back_current(core, now);
+        let mut moved = 0;
+        let mut position = 0;
+        while position < self.cores[core.0].queue.len() {
+            let queued = self.cores[core.0].queue[position];
+            let affinity = self.entries[queued.task.index_usize()].affinity;
+            let destination = (0..self.cores.len())
+                .filter(|other| {
+                    *other != core.0
+                        && self.cores[*other].available
+                        && affinity.contains(CoreId(*other))
+                })
+                .min_by_key(|other| self.cores[*other].load());
+            let Some(destination) = destination else {
+                position += 1;
+                continue;
+            };
+            self.cores[core.0].queue.remove(position);
+            self.cores[destination].queue.push(queued);
+            self.entries[queued.task.index_usize()].location =
+                Location::Queued(CoreId(destination));
+            self.cores[destination].stats.migrations_in += 1;
+            self.cores[destination].reschedule_pending = true;
+            moved += 1;
+        }
+        self.cores[core.0].reschedule_pending = false;
+        moved
+    }
+
+    /// Whether `core` takes tasks (see [`Scheduler::set_core_available`]).
+    pub fn core_available(&self, core: CoreId) -> bool {
+        self.cores.get(core.0).is_some_and(|state| state.available)
     }
 
     /// Cores with a pending reschedule (the kernel sends them an SGI).
@@ -814,6 +887,45 @@ mod tests {
             .sum();
         assert_eq!(moved_in, 4, "two tasks each to cores 0 and 1");
         assert!(sched.cores_to_kick().contains(CoreId(0)));
+        assert_eq!(sched.check_invariants(), Ok(()));
+    }
+
+    #[test]
+    fn an_unavailable_core_hands_its_work_on_and_takes_none_until_back() {
+        let mut sched = scheduler(2);
+        sched.register(id(0), Priority(4), CoreMask::ALL).unwrap();
+        sched.register(id(1), Priority(4), CoreMask::ALL).unwrap();
+        sched
+            .register(id(2), Priority(4), CoreMask::only(CoreId(0)))
+            .unwrap();
+        for index in 0..3 {
+            sched.enqueue_on(id(index), CoreId(0), Instant::ZERO);
+        }
+        assert_eq!(sched.dispatch(CoreId(0), Instant::ZERO), Some(id(0)));
+        // The console core starts a command: its current and movable queued tasks leave.
+        assert_eq!(sched.set_core_available(CoreId(0), false, Instant(1)), 2);
+        assert!(!sched.core_available(CoreId(0)));
+        assert_eq!(sched.location(id(0)), Location::Queued(CoreId(1)));
+        assert_eq!(sched.location(id(1)), Location::Queued(CoreId(1)));
+        assert_eq!(
+            sched.location(id(2)),
+            Location::Queued(CoreId(0)),
+            "pinned: waits"
+        );
+        assert!(sched.cores_to_kick().contains(CoreId(1)));
+        assert!(!sched.cores_to_kick().contains(CoreId(0)));
+        assert_eq!(sched.dispatch(CoreId(0), Instant(2)), None);
+        assert_eq!(sched.set_core_available(CoreId(0), false, Instant(2)), 0);
+        // New work avoids it; balancing does not move work onto it.
+        sched.register(id(3), Priority(4), CoreMask::ALL).unwrap();
+        let enqueued = sched.enqueue(id(3), Instant(3)).unwrap();
+        assert_eq!(enqueued.core, CoreId(1));
+        assert_eq!(sched.balance(), 0);
+        assert_eq!(sched.check_invariants(), Ok(()));
+        // Back: it runs its pinned task, then steals.
+        sched.set_core_available(CoreId(0), true, Instant(4));
+        assert!(sched.cores_to_kick().contains(CoreId(0)));
+        assert_eq!(sched.dispatch(CoreId(0), Instant(4)), Some(id(2)));
         assert_eq!(sched.check_invariants(), Ok(()));
     }
 

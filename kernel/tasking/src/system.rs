@@ -320,12 +320,30 @@ impl<P: SchedPolicy> TaskSystem<P> {
     /// Earliest live timer armed on `core`: what the kernel programs that core's one-shot
     /// comparator for, so that sleeps and notification timers fire at their deadline rather
     /// than at the next tick. A scan of the queue (a few entries per sleeping task).
+    /// Timers armed on a core that is unavailable for tasks (its kernel work may keep it for
+    /// long) count for every available core instead, so they still fire on time.
     pub fn next_timer_deadline_on(&self, core: CoreId) -> Option<Instant> {
+        let available = self.scheduler.core_available(core);
         self.timers
             .iter()
-            .filter(|entry| entry.core == core && Self::timer_is_live(&self.slots, entry))
+            .filter(|entry| {
+                let ours =
+                    entry.core == core || (available && !self.scheduler.core_available(entry.core));
+                ours && Self::timer_is_live(&self.slots, entry)
+            })
             .map(|entry| entry.deadline)
             .min()
+    }
+
+    /// Makes `core` available for tasks or not (see [`Scheduler::set_core_available`]); the
+    /// cores that received its tasks are kicked. Timers armed on it are then also due on every
+    /// available core, so the caller should let those reprogram ([`TaskSystem::timer_epoch`]
+    /// moves).
+    pub fn set_core_available(&mut self, core: CoreId, available: bool, now: Instant) {
+        if self.scheduler.core_available(core) != available {
+            self.scheduler.set_core_available(core, available, now);
+            self.timer_epoch += 1;
+        }
     }
 
     /// Changes whenever a timer is armed or fired: a kernel that programmed a comparator from

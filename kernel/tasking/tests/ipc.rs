@@ -509,6 +509,31 @@ fn timers_belong_to_the_core_that_armed_them_and_fire_without_a_tick() {
 }
 
 #[test]
+fn timers_armed_on_a_core_taken_by_the_kernel_fall_to_the_available_cores() {
+    let mut world = World::new(3);
+    let sleeper = world.spawn_on("sleeper", 3, 0);
+    let start = world.now.0;
+    let sleep = Syscall::Sleep {
+        nanoseconds: 1_000_000,
+    };
+    assert_eq!(world.call(0, sleep), SyscallEffect::Blocked);
+    let on = |world: &World, core| world.sys.next_timer_deadline_on(CoreId(core));
+    let deadline = Some(Instant(start + 1_000_000));
+    assert_eq!((on(&world, 0), on(&world, 1)), (deadline, None));
+    let epoch = world.sys.timer_epoch();
+    world.sys.set_core_available(CoreId(0), false, world.now);
+    assert!(world.sys.timer_epoch() > epoch, "cores must reprogram");
+    assert_eq!(on(&world, 0), deadline, "still its own");
+    assert_eq!(on(&world, 1), deadline);
+    assert_eq!(on(&world, 2), deadline);
+    world.sys.set_core_available(CoreId(0), true, world.now);
+    assert_eq!((on(&world, 0), on(&world, 1)), (deadline, None));
+    world.now = Instant(start + 1_000_000);
+    world.sys.fire_timers(world.now);
+    assert_eq!(world.state_code(sleeper), TaskStateCode::Runnable);
+}
+
+#[test]
 fn exit_and_faults_reach_the_supervisor_only() {
     let mut world = World::new(3);
     let supervisor = world.spawn_supervisor_on("super", 0);

@@ -5,7 +5,7 @@
 //! (time-slice preemption); IPC round trips carry the right data; far more short-lived tasks
 //! than the table holds run in one boot with every frame returned; `kill` stops a task running
 //! on another core before it returns. The supervisor is the first task (id 0x0), so console
-//! tasks start at 0x1. Tasks run on the worker cores (core 0 keeps the console).
+//! tasks start at 0x1. Tasks run on every core, core 0 (the console) while the console is idle.
 
 use std::time::Duration;
 
@@ -338,5 +338,42 @@ fn with_pan_on_the_kernel_still_copies_task_memory_through_its_checked_path() ->
     qemu.send_line("spawn fuzz 1")?;
     qemu.wait_for("[fuzz] fuzz: done", WAIT)?;
     qemu.wait_for("[task] exit name=fuzz", WAIT)?;
+    poweroff(&mut qemu)
+}
+
+#[test]
+fn core_0_runs_tasks_while_the_console_is_idle_and_the_console_still_answers() -> Outcome {
+    // One core: the console's core is the only task core.
+    let mut qemu = boot(&virt()?)?;
+    qemu.send_line("spawn pong")?;
+    qemu.wait_for("[task] spawned name=pong id=0x1", WAIT)?;
+    qemu.send_line("spawn ping")?;
+    qemu.wait_for("[ping] 1000 round trips ok", WAIT)?;
+    qemu.send_line("spawn fuzz")?;
+    qemu.wait_for("[fuzz] fuzz: done", WAIT)?;
+    // A spinner on core 0 never blocks: every byte typed must still be answered.
+    qemu.send_line("spawn spin 0")?;
+    qemu.wait_for("[spin] still spinning", WAIT)?;
+    let mut ticks = Vec::new();
+    for _ in 0..3 {
+        let info = qemu.command("info")?;
+        ensure!(
+            qemu,
+            info.contains("cores: 1 online of 1"),
+            "info should answer beside the spinner: {info:?}"
+        );
+        qemu.wait_for("[spin] still spinning", WAIT)?;
+        let table = qemu.command("ps")?;
+        let spin_ticks: Option<u64> = table
+            .lines()
+            .find(|line| line.contains(" spin "))
+            .and_then(|line| line.split_whitespace().last()?.parse().ok());
+        ticks.push(spin_ticks.unwrap_or(0));
+    }
+    ensure!(
+        qemu,
+        ticks.windows(2).all(|pair| pair[1] > pair[0]),
+        "the spinner should run on core 0 between commands: CPU ticks {ticks:?}"
+    );
     poweroff(&mut qemu)
 }
