@@ -48,6 +48,12 @@ pub fn enable_uart_interrupt(id: u32) {
     }
 }
 
+/// True when the console's UART raises a receive interrupt (else the console polls it on
+/// every wake-up, and core 0 must keep its tick).
+pub fn console_has_interrupt() -> bool {
+    UART_INTERRUPT.load(Ordering::Relaxed) != 0
+}
+
 /// Sends SGI `id` to `core`.
 pub fn send_sgi(id: u32, core: usize) {
     if let Some(controller) = controller() {

@@ -4,6 +4,7 @@
 
 use super::{images, task_cores, with_kernel, RUNNING, SUPERVISOR_IMAGE};
 use crate::arch::aarch64::{cpu, smp, timer};
+use crate::limits::KILL_WAIT_MS;
 use crate::println;
 use abi::TaskId;
 use alloc::vec::Vec;
@@ -21,10 +22,6 @@ fn console_priority(name: &str) -> u8 {
         _ => 4,
     }
 }
-
-/// How long `kill` waits for the task to leave the core it runs on (the SGI makes that a few
-/// microseconds; 100 ms is ten ticks, far beyond any honest delay).
-const KILL_WAIT_MS: u64 = 100;
 
 /// `spawn NAME [CORE [COUNT]]`: loads an embedded image into new address spaces, COUNT copies
 /// (default 1) made runnable together (so that a benchmark pair starts at the same moment).

@@ -185,8 +185,12 @@ fn task_cores() -> CoreMask {
 /// True while the shell waits for input (core 0 may run tasks); false while it runs a command.
 static CONSOLE_IDLE: AtomicBool = AtomicBool::new(true);
 
-/// The shell starts a command: core 0 takes no tasks until [`console_idle`].
+/// The shell starts a command: core 0 takes no tasks until [`console_idle`], and has its tick
+/// (commands may wait for time with `wfi`).
 pub fn console_busy() {
+    let were_enabled = cpu::mask_irqs();
+    timer::set_periodic_tick(true);
+    cpu::restore_irqs(were_enabled);
     set_console_core_available(false);
 }
 
@@ -593,9 +597,10 @@ pub fn run_while_idle(core: usize) {
             }
         }
     };
-    // An idle worker core needs no tick (its wake-ups are task timers and SGIs); core 0 keeps
-    // its tick for the console, which polls the UART on each wake-up when it has no interrupt.
-    if core != 0 {
+    // An idle core needs no tick (its wake-ups are task timers, SGIs and device interrupts);
+    // core 0 keeps it if the console has no UART interrupt and polls on every wake-up. The
+    // console restarts it before each command ([`console_busy`]), a worker before each job.
+    if core != 0 || crate::interrupts::console_has_interrupt() {
         timer::set_periodic_tick(entered);
     }
     if !entered {

@@ -12,12 +12,15 @@
 //! their lines and reformats them.
 //!
 //! QEMU runs twice: in normal mode (wall-clock time, inflated by whatever else the host runs),
-//! then with `-icount shift=0,sleep=off` (`where` ends in `-icount0`), where a guest nanosecond
-//! is one guest instruction and a wait with every vCPU idle jumps to the next timer deadline,
-//! so the figures are AArch64 instructions per operation, nearly the same run to run (idle
-//! worker cores take no ticks, so nothing else runs beside a one-core case). One caveat: all
-//! vCPUs share one host thread in turn, so the cross-core round trip also counts the other
-//! vCPU's instructions (spinning on the task lock included) until QEMU switches to it.
+//! then with `-icount shift=0` (`where` ends in `-icount0`), where a guest nanosecond is one
+//! guest instruction, so the figures are AArch64 instructions per operation, the same run to
+//! run: idle cores take no tick (see kernel/src/task), so nothing else runs beside a one-core
+//! case. Two caveats: all vCPUs share one host thread in turn, so the cross-core round trip
+//! also counts the other vCPU's instructions (spinning on the task lock included) until QEMU
+//! switches to it; and while every vCPU waits, guest time passes at host speed, so the idle
+//! wake-up is partly wall time even there (the loaded one is pure instructions). `sleep=off`,
+//! which would make idle waits jump instead, stops QEMU reading console input while every vCPU
+//! waits with no timer armed.
 
 use std::time::Duration;
 
@@ -35,10 +38,6 @@ use crate::{prereq, toolchain};
 /// 100 sleeps of 2 ms, 1 s of guest time at the old 10 ms tick) takes a few seconds under TCG;
 /// two minutes only stops a hung kernel.
 const CASE_TIMEOUT: Duration = Duration::from_secs(120);
-
-/// The instruction-counting pass: a guest nanosecond is one instruction, and idle time does not
-/// pass at host speed (`sleep=off`).
-const ICOUNT_ARGS: [&str; 2] = ["-icount", "shift=0,sleep=off"];
 
 /// Cores the bench needs: core 0 for the console, two worker cores for the cross-core case.
 const MIN_CORES: u32 = 3;
@@ -232,13 +231,8 @@ pub fn run(args: &mut Args, report: &mut Report) -> Result<()> {
         passes.push((format!("{place}-icount0"), true));
     }
     for (place, icount) in passes {
-        let mut pass_config = config.clone();
-        if icount {
-            // sleep=off: while every vCPU waits, guest time jumps to the next timer deadline
-            // instead of running at host speed, so even idle waits are pure instruction counts.
-            pass_config.extra_args.extend(ICOUNT_ARGS.map(String::from));
-        }
-        let (mut qemu, _) = boot_kernel(&pass_config)?;
+        config.icount_shift = icount.then_some(0);
+        let (mut qemu, _) = boot_kernel(&config)?;
         for case in CASES {
             for command in case.commands {
                 qemu.send_line(command)
