@@ -599,7 +599,9 @@ pub fn run_while_idle(core: usize) {
     };
     // An idle core needs no tick (its wake-ups are task timers, SGIs and device interrupts);
     // core 0 keeps it if the console has no UART interrupt and polls on every wake-up. The
-    // console restarts it before each command ([`console_busy`]), a worker before each job.
+    // console restarts it before each command ([`console_busy`]: commands may wait for time
+    // with `wfi`); worker-pool jobs run without it (they never wait for time, and inference
+    // then takes no tick interrupts on the workers).
     if core != 0 || crate::interrupts::console_has_interrupt() {
         timer::set_periodic_tick(entered);
     }

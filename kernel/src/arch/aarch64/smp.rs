@@ -207,8 +207,6 @@ fn worker_loop(index: usize) -> ! {
             cpu::unmask_irqs();
             continue;
         }
-        // The idle wait may have stopped this core's tick; a job gets it back.
-        super::timer::set_periodic_tick(true);
         cpu::unmask_irqs();
         seen = generation;
         let participants = JOB_PARTICIPANTS.load(Ordering::Acquire);
