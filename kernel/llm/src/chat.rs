@@ -215,8 +215,41 @@ fn default_system_of(template: &str) -> Option<String> {
     (!text.contains("{{") && !text.contains('\'')).then(|| text.to_string())
 }
 
+/// Expands the escapes a console line uses for characters it cannot hold: `\n`, `\t` and
+/// `\\`; any other backslash stays as written. The console's `ai` command applies it to every
+/// prompt (templated or `--raw`), and tests that predict its output apply the same function.
+pub fn expand_console_escapes(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('n') => out.push('\n'),
+            Some('t') => out.push('\t'),
+            Some('\\') => out.push('\\'),
+            Some(other) => {
+                out.push('\\');
+                out.push(other);
+            }
+            None => out.push('\\'),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn console_escapes_expand_newline_tab_and_backslash_only() {
+        assert_eq!(
+            super::expand_console_escapes(r"a\nb\tc\\d\qe\"),
+            "a\nb\tc\\d\\qe\\"
+        );
+    }
+
     use super::*;
     use alloc::vec;
 

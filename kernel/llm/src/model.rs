@@ -22,7 +22,7 @@ use alloc::vec::Vec;
 use core::fmt;
 
 use crate::gguf::{Gguf, GgufError, TensorInfo};
-use crate::kernels::{self, ActivationKind, Activations};
+use crate::kernels::{self, ActivationKind, Activations, ScaleExponents};
 use crate::limits;
 use crate::parallel::{par_chunks, par_ranges, Parallel};
 use crate::quant::{dequantize_row, GgmlType};
@@ -275,6 +275,8 @@ pub struct Matrix<'a> {
     pub cols: usize,
     row_bytes: usize,
     data: &'a [u8],
+    /// The largest exponents of the block scales (the fixed-point kernels' reference).
+    scales: ScaleExponents,
 }
 
 impl<'a> Matrix<'a> {
@@ -302,6 +304,7 @@ impl<'a> Matrix<'a> {
             cols,
             row_bytes,
             data: t.data,
+            scales: ScaleExponents::of(t.ggml_type, t.data),
         })
     }
 
@@ -578,7 +581,7 @@ fn rope(v: &mut [f32], cos: &[f32], sin: &[f32]) {
 /// `out = m x act`, rows over the workers.
 fn matvec(par: &dyn Parallel, m: &Matrix<'_>, act: &Activations, out: &mut [f32]) {
     par_ranges(par, &mut out[..m.rows], &|first, rows| {
-        kernels::dot_rows(m.ggml_type, m.data, m.row_bytes, first, act, rows)
+        kernels::dot_rows(m.ggml_type, m.data, m.row_bytes, first, m.scales, act, rows)
     });
 }
 
@@ -600,6 +603,7 @@ fn matvec_fused(par: &dyn Parallel, ms: &[&Matrix<'_>], act: &Activations, out: 
                     m.data,
                     m.row_bytes,
                     local,
+                    m.scales,
                     act,
                     &mut rows[done..done + n],
                 );
@@ -673,7 +677,6 @@ impl<'m, 'a> Session<'m, 'a> {
     /// Bytes this session allocated (KV cache and every scratch buffer).
     pub fn memory_bytes(&self) -> usize {
         let f = core::mem::size_of::<f32>();
-        let a = &self.act;
         (self.x.len()
             + self.xb.len()
             + self.xb2.len()
@@ -684,15 +687,9 @@ impl<'m, 'a> Session<'m, 'a> {
             + self.key_cache.len()
             + self.value_cache.len()
             + self.rope_cos.len()
-            + self.rope_sin.len()
-            + a.x.len()
-            + a.d32.len()
-            + a.s32.len()
-            + a.dk.len()
-            + a.bsums.len())
+            + self.rope_sin.len())
             * f
-            + a.q32.len()
-            + a.qk.len()
+            + self.act.heap_bytes()
     }
 
     /// Bytes of the KV cache alone.

@@ -108,29 +108,6 @@ fn parse_request(line: &str) -> Result<Request<'_>, String> {
     Ok(request)
 }
 
-/// Expands `\n`, `\t` and `\\`; any other backslash stays as written.
-fn expand_escapes(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        if c != '\\' {
-            out.push(c);
-            continue;
-        }
-        match chars.next() {
-            Some('n') => out.push('\n'),
-            Some('t') => out.push('\t'),
-            Some('\\') => out.push('\\'),
-            Some(other) => {
-                out.push('\\');
-                out.push(other);
-            }
-            None => out.push('\\'),
-        }
-    }
-    out
-}
-
 /// Why generation stopped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum StopReason {
@@ -223,7 +200,7 @@ fn generate(
     let started = timer::counter();
     let mut peak = PeakHeap(model::heap_used());
     let tokenizer = &loaded.tokenizer;
-    let text = expand_escapes(request.prompt);
+    let text = llm::chat::expand_console_escapes(request.prompt);
     let prompt_text = if request.raw {
         text
     } else {

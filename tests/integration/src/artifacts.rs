@@ -14,6 +14,8 @@ pub const IMAGE_VAR: &str = "ANNEAL_IMAGE";
 pub const RPI4_DTB_VAR: &str = "ANNEAL_RPI4_DTB";
 /// The default model (GGUF), for tests that boot with an initrd.
 pub const MODEL_VAR: &str = "ANNEAL_MODEL";
+/// The synthetic TinyLlama-1.1B-shaped model (`cargo xtask model fetch tinyllama-synthetic`).
+pub const TINYLLAMA_VAR: &str = "ANNEAL_TINYLLAMA";
 /// QEMU binary (optional; default `qemu-system-aarch64` from PATH).
 pub const QEMU_VAR: &str = "ANNEAL_QEMU";
 
@@ -87,6 +89,11 @@ pub fn rpi4_dtb() -> Result<PathBuf, MissingArtifact> {
 /// The default model file.
 pub fn model() -> Result<PathBuf, MissingArtifact> {
     required_path(MODEL_VAR)
+}
+
+/// The synthetic TinyLlama-1.1B-shaped model (random weights, 668 MB).
+pub fn tinyllama() -> Result<PathBuf, MissingArtifact> {
+    required_path(TINYLLAMA_VAR)
 }
 
 /// The QEMU binary.

@@ -28,6 +28,7 @@
 
 pub mod artifacts;
 pub mod dtb;
+pub mod engine;
 pub mod harness;
 pub mod info;
 pub mod limits;

@@ -2,13 +2,16 @@
 //! both run live (no stored golden files to go stale).
 //!
 //! What is compared, and why this way: the two implementations quantize activations to 8 bits
-//! before every matrix product (identically: the kernels are bit-exact with candle's, see
-//! `kernel_rows_are_bit_exact_with_candle`), so a last-bit difference anywhere (candle's
-//! attention goes through `gemm` with its own summation order) can flip one activation's
-//! rounding and move logits by a few tenths. The logits match to 1e-5 while the attention span
-//! is below 9 positions, then differ by up to ~1.5. Free-running greedy decoding therefore
-//! follows candle exactly until the first step where candle's own two best logits are within
-//! `TIE_MARGIN` (TOOLCHAIN.md notes candle and llama.cpp part ways at such a step too).
+//! before every matrix product (identically, to the same integers), but scale the integer
+//! block sums differently: candle in f32 with a rounding after every operation, the engine in
+//! exact fixed point with one rounding per row (`llm::kernels::fixed`, the fast path under
+//! QEMU). A last-bit difference anywhere (that, or candle's attention through `gemm` with its
+//! own summation order) can flip one activation's rounding and move logits by a few tenths:
+//! teacher-forced, they differ by up to ~1.5 (of logits spanning about -10..35). Free-running
+//! greedy decoding therefore follows candle exactly until the first step where candle's own
+//! two best logits are within `TIE_MARGIN` (TOOLCHAIN.md notes candle and llama.cpp part ways at
+//! such a step too; on its prompt the engine picks " takes" over " returns" at step 6, where
+//! candle's margin is 0.14).
 //!
 //! So for each prompt, 64 generated tokens:
 //! 1. teacher-forced along candle's greedy sequence: at every step, the max |logit difference|

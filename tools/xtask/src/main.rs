@@ -117,7 +117,8 @@ fn help_for(command: &str) -> Option<String> {
                 text.push_str(&format!("  {:<6} {}\n", suite.name, suite.about));
             }
             text.push_str(
-                "The QEMU suite gets ANNEAL_IMAGE, ANNEAL_RPI4_DTB and ANNEAL_MODEL from xtask.",
+                "The QEMU suite gets ANNEAL_IMAGE, ANNEAL_RPI4_DTB, ANNEAL_MODEL and ANNEAL_TINYLLAMA\n\
+                from xtask; the neon suite installs its cross linker, libc and qemu-aarch64.",
             );
             text
         }

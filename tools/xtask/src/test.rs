@@ -33,6 +33,8 @@ pub struct Context {
     pub model: PathBuf,
     /// libtest name filters (`--filter`): only tests whose name contains one of them run.
     pub filters: Vec<String>,
+    /// The synthetic TinyLlama-1.1B-shaped model (written by gguf_synth, cached).
+    pub tinyllama: PathBuf,
 }
 
 /// One group of tests.
@@ -43,6 +45,9 @@ pub struct Suite {
     pub about: &'static str,
     /// Whether it needs the kernel image, device tree and model (built/fetched first).
     pub needs_kernel: bool,
+    /// Installs what the suite itself needs (beyond cargo); a failure counts as one failed
+    /// test of the suite, with its message, never as a skip.
+    pub prepare: fn() -> Result<()>,
     /// The command that runs it.
     pub command: fn(&Context) -> Command,
     /// How its output is counted.
@@ -79,6 +84,7 @@ pub fn suites() -> Vec<Suite> {
             name: "host",
             about: "unit, conformance and golden tests of every default workspace member (cargo test --profile hosttest)",
             needs_kernel: false,
+            prepare: || Ok(()),
             counting: Counting::Libtest,
             command: |context| {
                 let mut c = cargo();
@@ -95,9 +101,43 @@ pub fn suites() -> Vec<Suite> {
             },
         },
         Suite {
+            name: "neon",
+            about: "the inference engine's unit tests built for aarch64-unknown-linux-gnu under qemu-aarch64 (cortex-a72): NEON kernels against the portable ones, bit for bit",
+            needs_kernel: false,
+            prepare: prereq::ensure_neon_tests,
+            counting: Counting::Libtest,
+            command: |context| {
+                let mut c = cargo();
+                c.args([
+                    "test",
+                    "--profile",
+                    "hosttest",
+                    "--no-fail-fast",
+                    "-p",
+                    "llm",
+                    "--lib",
+                    "--target",
+                    prereq::NEON_TEST_TARGET,
+                ])
+                .env(
+                    "CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER",
+                    prereq::NEON_TEST_LINKER,
+                )
+                .env(
+                    "CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER",
+                    prereq::neon_test_runner(),
+                );
+                if !context.filters.is_empty() {
+                    c.arg("--").args(&context.filters);
+                }
+                c
+            },
+        },
+        Suite {
             name: "qemu",
             about: "QEMU integration tests on virt and raspi4b (tests/integration/tests/qemu)",
             needs_kernel: true,
+            prepare: || Ok(()),
             counting: Counting::Libtest,
             command: |context| {
                 let mut c = cargo();
@@ -119,7 +159,8 @@ pub fn suites() -> Vec<Suite> {
                 .args(&context.filters)
                 .env(integration::artifacts::IMAGE_VAR, &context.image)
                 .env(integration::artifacts::RPI4_DTB_VAR, &context.rpi4_dtb)
-                .env(integration::artifacts::MODEL_VAR, &context.model);
+                .env(integration::artifacts::MODEL_VAR, &context.model)
+                .env(integration::artifacts::TINYLLAMA_VAR, &context.tinyllama);
                 c
             },
         },
@@ -265,11 +306,23 @@ pub fn command(args: &mut Args) -> Result<i32> {
                 }
             }
         }
+        if let Err(e) = (suite.prepare)() {
+            eprintln!("cannot prepare suite {}: {e}", suite.name);
+            results.push((
+                suite.name,
+                Tally {
+                    passed: 0,
+                    failed: 1,
+                },
+            ));
+            continue;
+        }
         let placeholder = Context {
             image: PathBuf::new(),
             rpi4_dtb: PathBuf::new(),
             model: PathBuf::new(),
             filters: filters.clone(),
+            tinyllama: PathBuf::new(),
         };
         let tally = run_suite(suite, context.as_ref().unwrap_or(&placeholder))?;
         results.push((suite.name, tally));
@@ -294,6 +347,9 @@ pub fn command(args: &mut Args) -> Result<i32> {
     })
 }
 
+/// The manifest name of the synthetic TinyLlama the QEMU suite boots.
+const SYNTHETIC_TINYLLAMA: &str = "tinyllama-synthetic";
+
 fn prepare(choice: toolchain::Choice, filters: &[String]) -> Result<Context> {
     prereq::ensure_tools()?;
     let kernel = toolchain::build_kernel(choice)?;
@@ -302,6 +358,7 @@ fn prepare(choice: toolchain::Choice, filters: &[String]) -> Result<Context> {
         rpi4_dtb: prereq::ensure_rpi4_dtb()?,
         model: models::ensure(&models::default_model()?)?,
         filters: filters.to_vec(),
+        tinyllama: models::ensure(&models::find(SYNTHETIC_TINYLLAMA)?)?,
     })
 }
 
@@ -360,6 +417,7 @@ mod tests {
             rpi4_dtb: "/d/x.dtb".into(),
             model: "/m/x.gguf".into(),
             filters: vec!["tasks::".into()],
+            tinyllama: "/m/t.gguf".into(),
         };
         let qemu = all.iter().find(|s| s.name == "qemu").expect("qemu suite");
         assert!(qemu.needs_kernel);
@@ -385,5 +443,6 @@ mod tests {
             Some("tasks::"),
             "{words:?}"
         );
+        assert!(envs.contains(&("ANNEAL_TINYLLAMA".into(), "/m/t.gguf".into())));
     }
 }

@@ -77,8 +77,8 @@ fn cargo() -> String {
     std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string())
 }
 
-/// The rustup toolchain's library directory for the kernel target.
-fn rustup_target_lib() -> Option<PathBuf> {
+/// The rustup toolchain's library directory for `target`.
+fn rustup_target_lib(target: &str) -> Option<PathBuf> {
     let mut rustc = Command::new("rustc");
     rustc
         .args(["--print", "sysroot"])
@@ -87,7 +87,7 @@ fn rustup_target_lib() -> Option<PathBuf> {
     Some(
         Path::new(sysroot.trim())
             .join("lib/rustlib")
-            .join(KERNEL_TARGET)
+            .join(target)
             .join("lib"),
     )
 }
@@ -96,36 +96,37 @@ fn dir_has_files(dir: &Path) -> bool {
     std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_some())
 }
 
-/// Makes sure the rustup route can build the kernel; false when it cannot.
-fn rustup_route_ready() -> bool {
-    let Some(lib) = rustup_target_lib() else {
-        process::step("rustup route: no working rustc on PATH");
-        return false;
+/// Makes sure the pinned rustup toolchain has `target`'s library, running `rustup target
+/// add` (with a time limit) when it is missing. `Err` says why it cannot be had.
+pub fn ensure_rustup_target(target: &str) -> std::result::Result<(), String> {
+    let Some(lib) = rustup_target_lib(target) else {
+        return Err("no working rustc on PATH".into());
     };
     if dir_has_files(&lib) {
-        return true;
+        return Ok(());
     }
     if process::which("rustup").is_none() {
-        process::step(&format!(
-            "rustup route: {} is missing and there is no rustup",
+        return Err(format!(
+            "{} is missing and there is no rustup",
             lib.display()
         ));
-        return false;
     }
     let mut add = Command::new("rustup");
-    add.args(["target", "add", KERNEL_TARGET])
+    add.args(["target", "add", target])
         .current_dir(paths::root());
     match process::run_with_timeout(&mut add, limits::RUSTUP_TARGET_ADD_TIMEOUT) {
-        Ok(()) if dir_has_files(&lib) => true,
-        Ok(()) => {
-            process::step(&format!(
-                "rustup route: target added but {} is still empty",
-                lib.display()
-            ));
-            false
-        }
-        Err(e) => {
-            process::step(&format!("rustup route unavailable: {e}"));
+        Ok(()) if dir_has_files(&lib) => Ok(()),
+        Ok(()) => Err(format!("target added but {} is still empty", lib.display())),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Makes sure the rustup route can build the kernel; false when it cannot.
+fn rustup_route_ready() -> bool {
+    match ensure_rustup_target(KERNEL_TARGET) {
+        Ok(()) => true,
+        Err(why) => {
+            process::step(&format!("rustup route unavailable: {why}"));
             false
         }
     }

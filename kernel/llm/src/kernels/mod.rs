@@ -1,25 +1,34 @@
 //! Dot-product kernels: quantized weight rows times quantized activations.
 //!
 //! A matrix-vector product is the whole cost of a forward pass, so the design is driven by the
-//! inner loop. The activation vector is quantized once per product to 8-bit integers (exactly
-//! as candle/ggml do it, so that the engine matches the reference closely):
+//! inner loop. The activation vector is quantized once per product to 8-bit integers exactly
+//! as candle/ggml do it, so the integer sums are the reference's to the bit:
 //!
-//! * for Q4_0/Q8_0 weights: Q8_0 blocks (32 x i8, scale rounded to f16);
-//! * for Q4_1 weights: Q8_1 blocks (Q8_0 plus `s = d * sum(q)`, both f16-rounded), so the
-//!   weight minimum folds into one multiply per block: `sum((d q + m) dx qx) = d dx sum(q qx) + m s`;
-//! * for Q4_K/Q6_K weights: Q8_K blocks (256 x i8, f32 scale, sums of each 16 for the mins).
+//! * for Q4_0/Q4_1/Q8_0 weights: Q8_1 blocks (32 values, scale `d = max|x| / 127` rounded to
+//!   f16, and `s = d * sum(q)` rounded to f16 for Q4_1's minimum:
+//!   `sum((d q + m) dx qx) = d dx sum(q qx) + m s`);
+//! * for Q4_K/Q6_K weights: Q8_K blocks (256 values, f32 scale, sums of each 16 for the mins).
 //!
-//! Each weight block then costs integer multiply-adds plus one or two float operations. The
-//! portable path is the specification; on AArch64 the NEON path (`neon`) computes the same
-//! integer sums with widening multiplies (`smull`/`sadalp`: the Cortex-A72 has no `sdot`), so the
-//! two agree up to float summation order: the stated tolerance, asserted by the tests under
-//! qemu-aarch64, is 1e-6 of the sum of the absolute block terms (Q4_0 is bit-identical).
+//! The 32-element formats then scale each block's integer sum in fixed point ([`fixed`]): one
+//! float conversion per row instead of five float operations per block, which under QEMU's
+//! software floating point is the difference between the float part dominating the forward
+//! pass and it vanishing. The Q8_1 values are stored widened to 16 bits and, within each block,
+//! in the order the packed weights unpack in ([`PERMUTED`]), so a NEON kernel multiplies
+//! unpacked weights and activations lane by lane with `mul`/`mla` on 16-bit lanes (inlined by
+//! TCG; the widening `smull` is not, and the pairwise `addp` is a helper call).
+//!
+//! The portable path is the specification. The NEON path (`neon`) computes the same integers,
+//! so for Q4_0/Q4_1/Q8_0 the two agree to the bit; for Q4_K/Q6_K the NEON integer sums feed
+//! the portable kernels' float steps in the same order: bit-identical as well.
 
+pub mod fixed;
 #[cfg(target_arch = "aarch64")]
 pub mod neon;
 pub mod portable;
 
 use alloc::vec::Vec;
+
+pub use fixed::{BlockScaling, ScaleExponents};
 
 use crate::quant::{f16_to_f32, f32_to_f16, GgmlType, QK, QK_K};
 
@@ -45,6 +54,43 @@ impl ActivationKind {
     }
 }
 
+/// Where element `i` of a 32-element block is stored in [`Activations::q16`]: the order in
+/// which the weights of a block unpack from 16-bit lanes. A Q4 block's byte `j` holds weights
+/// `j` (low nibble) and `j + 16` (high); read as eight 16-bit lanes, lane `l` holds weights
+/// `2l`, `2l + 16`, `2l + 1`, `2l + 17` in its four nibbles. A Q8_0 block's two 16-byte halves
+/// read the same way give weights `2l`, `2l + 1` and `16 + 2l`, `17 + 2l`. So the activations are
+/// stored as four runs of eight: even elements 0..16, even 16..32, odd 0..16, odd 16..32.
+pub const PERMUTED: [usize; QK] = {
+    let mut p = [0usize; QK];
+    let mut i = 0;
+    while i < QK {
+        p[i] = (i % 2) * 16 + (i / 16) * 8 + (i % 16) / 2;
+        i += 1;
+    }
+    p
+};
+
+/// One block of Q8_1 values widened to i16, in [`PERMUTED`] order; 16-byte aligned so that
+/// the NEON kernels load it with `ldp q` pairs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C, align(16))]
+pub struct ActivationBlock(pub [i16; QK]);
+
+/// The fixed-point scale data of four consecutive activation blocks (a NEON kernel's group),
+/// one 64-byte record: four 16-byte registers at one pointer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C, align(16))]
+pub struct GroupScales {
+    /// The mantissa of each block's scale `d` (see [`fixed::split_f16`]).
+    pub x_mantissa: [i32; 4],
+    /// The exponent of each block's `d` minus the vector's largest (never positive).
+    pub x_shift: [i32; 4],
+    /// Each block's `s` in fixed point: `mantissa << (exponent - largest + 19)`.
+    pub s_fix: [i32; 4],
+    /// Each block's `sum(q)` (Q4_0's offset of 8 folds into it).
+    pub q_sum: [i32; 4],
+}
+
 /// An activation vector in every form a kernel may need, with buffers allocated once for the
 /// longest vector (`capacity`), so quantizing inside the token loop does not allocate.
 #[derive(Clone, Debug)]
@@ -52,13 +98,20 @@ pub struct Activations {
     len: usize,
     /// The f32 values.
     pub x: Vec<f32>,
-    /// 8-bit quantized values (both block forms share the buffer layout but not the values,
-    /// hence two buffers).
-    pub q32: Vec<i8>,
-    /// Per-32 block scale (f16-rounded, as f32).
+    /// Q8_1 values, one [`ActivationBlock`] per 32, padded with zero blocks to whole groups of
+    /// four (the NEON kernels' step: a row's last group may read past the vector, where its
+    /// weights are zero and add nothing).
+    pub q16: Vec<ActivationBlock>,
+    /// The fixed-point scales, one record per group of four blocks.
+    pub groups: Vec<GroupScales>,
+    /// Per-32 block scale `d` (f16-rounded, as f32).
     pub d32: Vec<f32>,
-    /// Per-32 block `d * sum(q)` (f16-rounded like candle's Q8_1, as f32).
+    /// Per-32 block `s = d * sum(q)` (f16-rounded like candle's Q8_1, as f32).
     pub s32: Vec<f32>,
+    /// The largest exponent of the `d` scales of the current vector.
+    pub scale_exponent_max: i32,
+    /// The largest exponent of the `s` sums of the current vector.
+    pub sum_exponent_max: i32,
     /// Q8_K values.
     pub qk: Vec<i8>,
     /// Per-256 block scale (f32).
@@ -72,16 +125,50 @@ impl Activations {
     /// multiple of 256 and are only produced when the length is one).
     pub fn new(capacity: usize) -> Activations {
         let cap_k = capacity.div_ceil(QK_K) * QK_K;
+        let groups = capacity.div_ceil(4 * QK);
         Activations {
             len: 0,
             x: alloc::vec![0.0; capacity],
-            q32: alloc::vec![0; capacity],
-            d32: alloc::vec![0.0; capacity / QK],
-            s32: alloc::vec![0.0; capacity / QK],
+            q16: alloc::vec![ActivationBlock::default(); groups * 4],
+            groups: alloc::vec![GroupScales::default(); groups],
+            d32: alloc::vec![0.0; groups * 4],
+            s32: alloc::vec![0.0; groups * 4],
+            scale_exponent_max: 1,
+            sum_exponent_max: 1,
             qk: alloc::vec![0; cap_k],
             dk: alloc::vec![0.0; cap_k / QK_K],
             bsums: alloc::vec![0; cap_k / 16],
         }
+    }
+
+    /// Block `b`'s 32 permuted Q8_1 values.
+    #[inline(always)]
+    pub fn block(&self, b: usize) -> &[i16; QK] {
+        &self.q16[b].0
+    }
+
+    /// Block `b`'s scale mantissa.
+    #[inline(always)]
+    pub fn x_mantissa(&self, b: usize) -> i32 {
+        self.groups[b / 4].x_mantissa[b % 4]
+    }
+
+    /// Block `b`'s scale exponent minus the vector's largest.
+    #[inline(always)]
+    pub fn x_shift(&self, b: usize) -> i32 {
+        self.groups[b / 4].x_shift[b % 4]
+    }
+
+    /// Block `b`'s sum scale in fixed point.
+    #[inline(always)]
+    pub fn s_fix(&self, b: usize) -> i32 {
+        self.groups[b / 4].s_fix[b % 4]
+    }
+
+    /// Block `b`'s `sum(q)`.
+    #[inline(always)]
+    pub fn q_sum(&self, b: usize) -> i32 {
+        self.groups[b / 4].q_sum[b % 4]
     }
 
     /// Length of the current vector.
@@ -99,6 +186,21 @@ impl Activations {
         &self.x[..self.len]
     }
 
+    /// The Q8_1 value of element `i` (natural order).
+    pub fn q8(&self, i: usize) -> i8 {
+        self.q16[i / QK].0[PERMUTED[i % QK]] as i8
+    }
+
+    /// Bytes of every buffer.
+    pub fn heap_bytes(&self) -> usize {
+        let words =
+            self.x.len() + self.d32.len() + self.s32.len() + self.dk.len() + self.bsums.len();
+        words * 4
+            + self.q16.len() * core::mem::size_of::<ActivationBlock>()
+            + self.groups.len() * core::mem::size_of::<GroupScales>()
+            + self.qk.len()
+    }
+
     /// Loads `x` and computes the quantized forms in `kinds`. `x.len()` must not exceed the
     /// capacity and must be a multiple of 32 (256 for Q8K); the model guarantees both from its
     /// validated shapes.
@@ -107,11 +209,47 @@ impl Activations {
         self.len = n;
         self.x[..n].copy_from_slice(&x[..n]);
         if q8x32 {
-            quantize_q8x32(&x[..n], &mut self.q32[..n], &mut self.d32, &mut self.s32);
+            self.quantize_q8x32(n);
         }
         if q8k && n % QK_K == 0 {
             quantize_q8k(&x[..n], &mut self.qk[..n], &mut self.dk, &mut self.bsums);
         }
+    }
+
+    /// The Q8_1 form of the first `n` values, and its fixed-point scales.
+    fn quantize_q8x32(&mut self, n: usize) {
+        let blocks = n / QK;
+        let mut largest_d = 1;
+        let mut largest_s = 1;
+        for b in 0..blocks {
+            let (q, d, s) = quantize_q8_1(&self.x[b * QK..(b + 1) * QK]);
+            let out = &mut self.q16[b].0;
+            let mut sum = 0i32;
+            for (i, &v) in q.iter().enumerate() {
+                out[PERMUTED[i]] = i16::from(v);
+                sum += i32::from(v);
+            }
+            self.d32[b] = f16_to_f32(d);
+            self.s32[b] = f16_to_f32(s);
+            let (mantissa, exponent) = fixed::split_f16(d);
+            let group = &mut self.groups[b / 4];
+            group.q_sum[b % 4] = sum;
+            group.x_mantissa[b % 4] = mantissa;
+            group.x_shift[b % 4] = exponent;
+            // The bits, until the largest exponent is known.
+            group.s_fix[b % 4] = i32::from(s);
+            largest_d = largest_d.max(exponent);
+            largest_s = largest_s.max(fixed::split_f16(s).1);
+        }
+        for b in 0..blocks {
+            let group = &mut self.groups[b / 4];
+            let (mantissa, exponent) = fixed::split_f16(group.s_fix[b % 4] as u16);
+            group.s_fix[b % 4] =
+                fixed::sshl32(mantissa, exponent - largest_s + fixed::SUM_SCALE_BITS);
+            group.x_shift[b % 4] -= largest_d;
+        }
+        self.scale_exponent_max = largest_d;
+        self.sum_exponent_max = largest_s;
     }
 }
 
@@ -133,29 +271,23 @@ fn f16_round(x: f32) -> f32 {
     f16_to_f32(f32_to_f16(x))
 }
 
-/// Quantizes `x` into 32-element blocks: `q = round(x / d)`, `d = max|x| / 127` (stored
-/// f16-rounded), `s = f16(f16(sum q) * d)`: exactly candle's `BlockQ8_1::from_float` (whose
+/// Quantizes one 32-element block: `q = round(x / d)`, `d = max|x| / 127` (f16 bits), and
+/// `s = f16(f16(sum q) * d)` (f16 bits): exactly candle's `BlockQ8_1::from_float` (whose
 /// `d`/`qs` also equal `BlockQ8_0::from_float`).
-pub fn quantize_q8x32(x: &[f32], q: &mut [i8], d: &mut [f32], s: &mut [f32]) {
-    for (((xb, qb), db), sb) in x
-        .chunks_exact(QK)
-        .zip(q.chunks_exact_mut(QK))
-        .zip(d.iter_mut())
-        .zip(s.iter_mut())
-    {
-        let amax = xb.iter().fold(0f32, |m, &v| m.max(v.abs()));
-        let scale = amax / 127.0;
-        let inv = if scale != 0.0 { 1.0 / scale } else { 0.0 };
-        let mut sum = 0i32;
-        for (qv, &xv) in qb.iter_mut().zip(xb) {
-            // |x * inv| <= 127 (+ rounding): the clamp only guards the cast.
-            *qv = round_i32(xv * inv).clamp(-127, 127) as i8;
-            sum += *qv as i32;
-        }
-        let dh = f16_round(scale);
-        *db = dh;
-        *sb = f16_round(f16_round(sum as f32) * dh);
+pub fn quantize_q8_1(x: &[f32]) -> ([i8; QK], u16, u16) {
+    let mut q = [0i8; QK];
+    let amax = x.iter().fold(0f32, |m, &v| m.max(v.abs()));
+    let scale = amax / 127.0;
+    let inv = if scale != 0.0 { 1.0 / scale } else { 0.0 };
+    let mut sum = 0i32;
+    for (qv, &xv) in q.iter_mut().zip(x) {
+        // |x * inv| <= 127 (+ rounding): the clamp only guards the cast.
+        *qv = round_i32(xv * inv).clamp(-127, 127) as i8;
+        sum += *qv as i32;
     }
+    let d = f32_to_f16(scale);
+    let s = f32_to_f16(f16_round(sum as f32) * f16_to_f32(d));
+    (q, d, s)
 }
 
 /// Quantizes `x` into 256-element Q8_K blocks (candle's `BlockQ8K::from_float`): the value of
@@ -192,40 +324,63 @@ pub fn quantize_q8k(x: &[f32], q: &mut [i8], d: &mut [f32], bsums: &mut [i32]) {
     }
 }
 
+/// The fixed-point constants of a product of `ty` rows (of `act.len()` elements) with scale
+/// exponents `scales` against the loaded activations.
+pub fn block_scaling(ty: GgmlType, scales: ScaleExponents, act: &Activations) -> BlockScaling {
+    BlockScaling::new(
+        scales,
+        act.scale_exponent_max,
+        act.sum_exponent_max,
+        act.len() / QK,
+        ty == GgmlType::Q4_1,
+    )
+}
+
 /// Dot product of one weight row (`row`: the row's bytes in `ty`'s layout) with the loaded
 /// activations, using NEON where available. The row length must equal `act.len()`.
-#[inline]
 pub fn dot(ty: GgmlType, row: &[u8], act: &Activations) -> f32 {
-    #[cfg(target_arch = "aarch64")]
-    {
-        if let Some(v) = neon::dot(ty, row, act) {
-            return v;
-        }
-    }
-    portable::dot(ty, row, act)
+    let mut out = [0f32];
+    dot_rows(
+        ty,
+        row,
+        row.len(),
+        0,
+        ScaleExponents::of(ty, row),
+        act,
+        &mut out,
+    );
+    out[0]
 }
 
 /// `out[i] = row(first + i) . act` for consecutive rows of a matrix (`row_bytes` bytes per row
-/// in `data`): one kernel dispatch per call instead of per row. Rows outside `data` give 0.
+/// in `data`, block scales bounded by `scales`, see [`ScaleExponents::of`]): one kernel
+/// dispatch per call instead of per row. Rows outside `data`, or of the wrong length, give 0.
 pub fn dot_rows(
     ty: GgmlType,
     data: &[u8],
     row_bytes: usize,
     first: usize,
+    scales: ScaleExponents,
     act: &Activations,
     out: &mut [f32],
 ) {
+    let scaling = block_scaling(ty, scales, act);
+    let expected = ty.row_bytes(act.len());
+    let rows = first
+        .checked_add(out.len())
+        .and_then(|end| end.checked_mul(row_bytes))
+        .and_then(|end| data.get(first * row_bytes..end));
+    let (Some(rows), true) = (rows, expected == Some(row_bytes) && row_bytes > 0) else {
+        out.fill(0.0);
+        return;
+    };
     #[cfg(target_arch = "aarch64")]
     {
-        if neon::dot_rows(ty, data, row_bytes, first, act, out) {
+        if neon::dot_rows(ty, rows, row_bytes, &scaling, act, out) {
             return;
         }
     }
-    for (i, o) in out.iter_mut().enumerate() {
-        let start = (first + i).saturating_mul(row_bytes);
-        *o = match data.get(start..start.saturating_add(row_bytes)) {
-            Some(row) => portable::dot(ty, row, act),
-            None => 0.0,
-        };
+    for (o, row) in out.iter_mut().zip(rows.chunks_exact(row_bytes)) {
+        *o = portable::dot(ty, row, &scaling, act);
     }
 }

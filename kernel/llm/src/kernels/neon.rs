@@ -1,33 +1,40 @@
 //! NEON dot-product kernels for AArch64 (Cortex-A72 class: ARMv8.0, no `sdot`).
 //!
-//! Designed for the instruction count per weight (what QEMU TCG time is proportional to).
-//! Q4_1 and Q8_0 rows are processed four blocks (128 weights) at a time:
+//! Designed for what QEMU's TCG makes cheap, because that is where this kernel is measured and
+//! most often run: integer vector operations that TCG inlines into the translated block
+//! (`and`, shifts, `mul`/`mla` on 16-bit lanes, `sshl`, `smlal` into 64-bit lanes: 1-4 ns each
+//! on the host), never the ones it runs through a helper call (`addp`, `tbl`: ~30 ns) or
+//! through softfloat (every float operation: 10-30 ns per lane). Per-instruction costs measured
+//! with qemu-aarch64 10.0.2 are in `fixed.rs`.
 //!
-//! * integer part, per block: the weights' nibbles are split with `and`/`ushr`, multiplied by
-//!   the 8-bit activations with `smull`/`smlal` (4 instructions for 32 products; the 16-bit
-//!   lanes cannot overflow: 4 x 15 x 127 for Q4_1, 2 x 128 x 127 for Q8_0 (activations stay in
-//!   -127..=127)), widened once with `saddlp`; the four blocks' sums are reduced together with
-//!   three `addp`;
-//! * float part, per four blocks: the f16 scales of the four block headers are gathered with
-//!   `trn1`/`zip1` and converted with one `fcvtl`, then `isum * d * dx + m * s` is evaluated on
-//!   4 lanes (separate multiply and add, no fused multiply-add).
+//! Q4_0, Q4_1 and Q8_0 rows go four blocks (a "group", 128 weights) at a time:
 //!
-//! That is about 16 instructions per 32 weights (the first version, one block at a time with a
-//! horizontal add each, took 38). The remaining blocks of a row (row length not a multiple of
-//! 128) go one at a time. The float sums are accumulated in a different order than the
-//! portable kernel's strictly sequential one, so results agree to float rounding, not to the
-//! bit: the tests bound the difference at 1e-6 of the sum of absolute block terms.
+//! * integer part, per block: the packed weights are read as eight 16-bit lanes and cut into
+//!   four vectors of one weight per lane (Q4: `and`/`ushr`; Q8_0: `shl`/`sshr` sign-extend the
+//!   low and high byte); the activations are already 16-bit and in that order
+//!   ([`super::PERMUTED`]), so `mul` + three `mla` on 16-bit lanes form the products (each lane
+//!   sums at most 4 x 15 x 127 for Q4, 2 x 128 x 127 per accumulator for Q8_0: no overflow),
+//!   and one `saddlv` the block's sum;
+//! * scale part, per group: the four f16 headers are gathered into one register with lane
+//!   moves, split into mantissa and exponent with integer operations, aligned with `sshl`, and
+//!   multiplied into two 64-bit lanes with `smlal` ([`super::fixed`]): no float operation
+//!   until the row's one conversion.
+//!
+//! A row whose length is not a multiple of four blocks ends with a group copied into a zeroed
+//! stack buffer (zero scales add nothing), so every block takes the same path. The integers are
+//! the portable kernels' own, so results agree to the bit.
 //!
 //! Q4_K and Q6_K (TinyLlama-class files) use NEON for the integer sums of each 16 weights
-//! (`smull`/`smlal2`, one `saddlv`) and keep the portable kernels' scalar float steps, so they
-//! are bit-identical to the portable kernels; they are not yet grouped like Q4_1.
+//! (`smull`/`smlal2`, one `saddlv`) and keep the portable kernels' scalar float steps (a few per
+//! 256 weights), so they are bit-identical to the portable kernels as well.
 
 #![allow(unsafe_code)]
 
 use core::arch::aarch64::*;
 use core::arch::asm;
 
-use super::Activations;
+use super::fixed::BlockScaling;
+use super::{ActivationBlock, Activations, GroupScales};
 use crate::quant::{
     q4_k_scale_min, GgmlType, Q4_0_BYTES, Q4_1_BYTES, Q4_K_BYTES, Q6_K_BYTES, Q8_0_BYTES, QK, QK_K,
 };
@@ -68,91 +75,132 @@ fn f16_at(b: &[u8], at: usize) -> f32 {
     f16_hw(u16::from_le_bytes([b[at], b[at + 1]]))
 }
 
-/// Dot product with a NEON kernel, or `None` when `ty` has none (or the lengths do not match
-/// the activations, which the portable kernel then handles by its own bounds).
-pub fn dot(ty: GgmlType, row: &[u8], act: &Activations) -> Option<f32> {
-    let blocks = act.len() / QK;
-    let (bytes, f): (usize, fn(&[u8], &Activations, usize) -> f32) = match ty {
-        GgmlType::Q4_1 => (Q4_1_BYTES, dot_q4_1),
-        GgmlType::Q8_0 => (Q8_0_BYTES, dot_q8_0),
-        GgmlType::Q4_0 => (Q4_0_BYTES, dot_q4_0),
-        GgmlType::Q4_K | GgmlType::Q6_K => return dot_k(ty, row, act),
-        _ => return None,
-    };
-    if row.len() != blocks * bytes
-        || act.q32.len() < blocks * QK
-        || act.d32.len() < blocks
-        || act.s32.len() < blocks
-    {
-        return None;
-    }
-    Some(f(row, act, blocks))
-}
-
-/// `out[i] = row(first + i) . act` for consecutive rows of a matrix stored as `rows` of
-/// `row_bytes` bytes in `data`: the checks and the kernel choice happen once per call, not
-/// once per row. Returns `false` (writing nothing) when `ty` has no NEON kernel or the sizes
-/// do not match, so the caller falls back to the portable kernels.
+/// `out[i] = row i . act` for the rows of `rows` (`out.len()` rows of `row_bytes` bytes each,
+/// `row_bytes` matching `act.len()`, as `super::dot_rows` checks). Returns `false` (writing
+/// nothing) when `ty` has no NEON kernel or a buffer is shorter than the kernel reads, so the
+/// caller falls back to the portable kernels.
 pub fn dot_rows(
     ty: GgmlType,
-    data: &[u8],
+    rows: &[u8],
     row_bytes: usize,
-    first: usize,
+    scaling: &BlockScaling,
     act: &Activations,
     out: &mut [f32],
 ) -> bool {
-    let blocks = act.len() / QK;
-    let bytes = match ty {
-        GgmlType::Q4_1 => Q4_1_BYTES,
-        GgmlType::Q8_0 => Q8_0_BYTES,
-        GgmlType::Q4_0 => Q4_0_BYTES,
+    if row_bytes == 0 || rows.len() != out.len() * row_bytes {
+        return false;
+    }
+    match ty {
+        GgmlType::Q4_0 => fixed_rows::<Q4_0Groups>(rows, row_bytes, scaling, act, out),
+        GgmlType::Q4_1 => fixed_rows::<Q4_1Groups>(rows, row_bytes, scaling, act, out),
+        GgmlType::Q8_0 => fixed_rows::<Q8_0Groups>(rows, row_bytes, scaling, act, out),
         GgmlType::Q4_K | GgmlType::Q6_K => {
-            let Some(end) = first
-                .checked_add(out.len())
-                .and_then(|e| e.checked_mul(row_bytes))
-            else {
-                return false;
-            };
-            let Some(rows) = data.get(first * row_bytes..end) else {
-                return false;
-            };
-            for (o, r) in out.iter_mut().zip(rows.chunks_exact(row_bytes.max(1))) {
+            for (o, r) in out.iter_mut().zip(rows.chunks_exact(row_bytes)) {
                 match dot_k(ty, r, act) {
                     Some(v) => *o = v,
                     None => return false,
                 }
             }
-            return true;
+            true
         }
-        _ => return false,
-    };
-    let end = first
-        .checked_add(out.len())
-        .and_then(|e| e.checked_mul(row_bytes));
-    if row_bytes != blocks * bytes
-        || end.is_none_or(|e| e > data.len())
-        || act.q32.len() < blocks * QK
-        || act.d32.len() < blocks
-        || act.s32.len() < blocks
+        _ => false,
+    }
+}
+
+/// Zero bytes standing in for the missing blocks of a row's last group (at least the
+/// largest block, Q8_0's 34 bytes): zero scales add nothing.
+static ZERO_BLOCK: [u8; Q8_0_BYTES] = [0; Q8_0_BYTES];
+
+/// A group kernel: four blocks of one 32-element format against four activation blocks.
+trait GroupKernel {
+    /// Bytes of one block.
+    const BLOCK_BYTES: usize;
+
+    /// `acc` plus the terms of the blocks at `blocks` against activation blocks `b..b + 4`.
+    ///
+    /// # Safety
+    /// Each pointer must point to `BLOCK_BYTES` readable bytes. (Activation blocks `b..b + 4`
+    /// and group `b / 4` are indexed with bounds checks, which `fixed_rows` makes sure pass.)
+    unsafe fn group(
+        acc: int64x2_t,
+        blocks: [*const u8; 4],
+        act: &Activations,
+        b: usize,
+        shifts: &Shifts,
+    ) -> int64x2_t;
+}
+
+/// The rows of a 32-element format through its group kernel. Checks that the activations
+/// hold every block a group may read; `false` when they do not.
+fn fixed_rows<K: GroupKernel>(
+    rows: &[u8],
+    row_bytes: usize,
+    scaling: &BlockScaling,
+    act: &Activations,
+    out: &mut [f32],
+) -> bool {
+    let block_bytes = K::BLOCK_BYTES;
+    let blocks = act.len() / QK;
+    let padded = blocks.div_ceil(4) * 4;
+    if row_bytes != blocks * block_bytes
+        || block_bytes > ZERO_BLOCK.len()
+        || act.q16.len() < padded
+        || act.groups.len() < padded / 4
     {
         return false;
     }
-    let rows = data[first * row_bytes..].chunks_exact(row_bytes);
-    match ty {
-        GgmlType::Q4_1 => out
-            .iter_mut()
-            .zip(rows)
-            .for_each(|(o, r)| *o = dot_q4_1(r, act, blocks)),
-        GgmlType::Q8_0 => out
-            .iter_mut()
-            .zip(rows)
-            .for_each(|(o, r)| *o = dot_q8_0(r, act, blocks)),
-        _ => out
-            .iter_mut()
-            .zip(rows)
-            .for_each(|(o, r)| *o = dot_q4_0(r, act, blocks)),
+    let shifts = Shifts::new(scaling);
+    let whole = blocks / 4;
+    for (o, row) in out.iter_mut().zip(rows.chunks_exact(row_bytes)) {
+        let base = row.as_ptr();
+        // SAFETY: block `k < blocks` is the row's bytes `k * block_bytes..(k + 1) *
+        // block_bytes`; the last group's missing blocks are `ZERO_BLOCK`, at least as long
+        // (checked above). Every group uses activation blocks `4g..4g + 4 <= padded`, present
+        // by the check above. `vdupq` is register-only.
+        let sum = unsafe {
+            let mut acc = vdupq_n_s64(0);
+            for g in 0..whole {
+                let p = base.add(4 * g * block_bytes);
+                let group = [
+                    p,
+                    p.add(block_bytes),
+                    p.add(2 * block_bytes),
+                    p.add(3 * block_bytes),
+                ];
+                acc = K::group(acc, group, act, 4 * g, &shifts);
+            }
+            if whole * 4 < blocks {
+                let mut group = [ZERO_BLOCK.as_ptr(); 4];
+                for (k, slot) in group.iter_mut().enumerate().take(blocks - whole * 4) {
+                    *slot = base.add((whole * 4 + k) * block_bytes);
+                }
+                acc = K::group(acc, group, act, 4 * whole, &shifts);
+            }
+            sum_lanes(acc)
+        };
+        *o = scaling.finish(sum);
     }
     true
+}
+
+/// The per-product shift constants of [`BlockScaling`], broadcast to every lane.
+struct Shifts {
+    d: int32x4_t,
+    m: int32x4_t,
+    s: int32x4_t,
+}
+
+impl Shifts {
+    fn new(scaling: &BlockScaling) -> Shifts {
+        // SAFETY: register-only NEON (part of the aarch64 baseline).
+        unsafe {
+            Shifts {
+                d: vdupq_n_s32(scaling.shift_d),
+                m: vdupq_n_s32(scaling.shift_m),
+                s: vdupq_n_s32(scaling.shift_s),
+            }
+        }
+    }
 }
 
 /// 16 bytes from `p` with one `ld1 {v.16b}` (byte elements: valid at any alignment).
@@ -189,18 +237,21 @@ unsafe fn ld_s8x16(p: *const i8) -> int8x16_t {
     unsafe { vreinterpretq_s8_u8(ld_u8x16(p as *const u8)) }
 }
 
-/// 4 `f32` from `p` with `ld1 {v.4s}` (element alignment, which an `f32` pointer has).
+/// 16 bytes at `p + OFFSET` with one `ldur q` (immediate offset, so no address arithmetic).
+/// Unaligned access to normal memory is allowed: the kernel leaves SCTLR_EL1.A clear, as
+/// Linux does for user space (where the host tests run).
 ///
 /// # Safety
-/// `p` must point to 4 readable, aligned `f32`.
+/// `p + OFFSET` must point to 16 readable bytes.
 #[inline(always)]
-unsafe fn ld_f32x4(p: *const f32) -> float32x4_t {
-    let v: float32x4_t;
-    // SAFETY: the caller guarantees 16 readable bytes at an f32-aligned `p`.
+unsafe fn ld_u8x16_at<const OFFSET: i32>(p: *const u8) -> uint8x16_t {
+    let v: uint8x16_t;
+    // SAFETY: the caller guarantees the 16 bytes; see above for alignment.
     unsafe {
         asm!(
-            "ld1 {{{v:v}.4s}}, [{p}]",
+            "ldur {v:q}, [{p}, #{offset}]",
             p = in(reg) p,
+            offset = const OFFSET,
             v = out(vreg) v,
             options(pure, readonly, nostack, preserves_flags)
         );
@@ -208,182 +259,367 @@ unsafe fn ld_f32x4(p: *const f32) -> float32x4_t {
     v
 }
 
-/// Five consecutive 16-byte registers from `p` (80 bytes: one Q4_1 group of four blocks).
-///
-/// # Safety
-/// `p` must point to 80 readable bytes.
+/// Activation block `K` of the four at `a` as four registers, with two `ldp q` at immediate
+/// offsets from one base register (free register choice, unlike a four-register `ld1`; see
+/// [`ld_u8x16`] for why asm).
 #[inline(always)]
-unsafe fn ld_u8x16x5(p: *const u8) -> [uint8x16_t; 5] {
-    let (a, b, c, d, e): (uint8x16_t, uint8x16_t, uint8x16_t, uint8x16_t, uint8x16_t);
-    // SAFETY: the caller guarantees 80 readable bytes; byte-element `ld1` has no alignment
-    // requirement; the post-incremented pointer is a scratch copy.
+fn ld_block<const K: usize>(a: &[ActivationBlock; 4]) -> [int16x8_t; 4] {
+    let (b0, b1, b2, b3): (int16x8_t, int16x8_t, int16x8_t, int16x8_t);
+    // SAFETY: `a` is a valid reference to four 64-byte blocks, 16-byte aligned by their type;
+    // block K's 64 bytes are at offsets 64K..64K + 64, in bounds and aligned.
     unsafe {
         asm!(
-            "ld1 {{{a:v}.16b}}, [{p}], #16",
-            "ld1 {{{b:v}.16b}}, [{p}], #16",
-            "ld1 {{{c:v}.16b}}, [{p}], #16",
-            "ld1 {{{d:v}.16b}}, [{p}], #16",
-            "ld1 {{{e:v}.16b}}, [{p}]",
-            p = inout(reg) p => _,
+            "ldp {b0:q}, {b1:q}, [{p}, #{first}]",
+            "ldp {b2:q}, {b3:q}, [{p}, #{second}]",
+            p = in(reg) a as *const [ActivationBlock; 4],
+            first = const 64 * K,
+            second = const 64 * K + 32,
+            b0 = out(vreg) b0,
+            b1 = out(vreg) b1,
+            b2 = out(vreg) b2,
+            b3 = out(vreg) b3,
+            options(pure, readonly, nostack, preserves_flags)
+        );
+    }
+    [b0, b1, b2, b3]
+}
+
+/// A group's fixed-point scale record as four registers: x_mantissa, x_shift, s_fix, q_sum.
+#[inline(always)]
+fn ld_group(group: &GroupScales) -> [int32x4_t; 4] {
+    let (a, b, c, d): (int32x4_t, int32x4_t, int32x4_t, int32x4_t);
+    // SAFETY: as in `ld_block`: a valid, 16-byte aligned 64-byte record.
+    unsafe {
+        asm!(
+            "ldp {a:q}, {b:q}, [{p}]",
+            "ldp {c:q}, {d:q}, [{p}, #32]",
+            p = in(reg) group as *const GroupScales,
             a = out(vreg) a,
             b = out(vreg) b,
             c = out(vreg) c,
             d = out(vreg) d,
-            e = out(vreg) e,
             options(pure, readonly, nostack, preserves_flags)
         );
     }
-    [a, b, c, d, e]
+    [a, b, c, d]
 }
 
-/// Eight consecutive 16-byte registers of `i8` from `p` (128 activations: four blocks).
-///
-/// # Safety
-/// `p` must point to 128 readable bytes.
+/// The sum of the two 64-bit lanes, through general registers: left to LLVM this becomes
+/// `addp d, v.2d`, which TCG runs as a helper call.
 #[inline(always)]
-unsafe fn ld_s8x16x8(p: *const i8) -> [int8x16_t; 8] {
-    let r: [int8x16_t; 8];
-    let (a, b, c, d, e, f, g, h): (
-        int8x16_t,
-        int8x16_t,
-        int8x16_t,
-        int8x16_t,
-        int8x16_t,
-        int8x16_t,
-        int8x16_t,
-        int8x16_t,
-    );
-    // SAFETY: as in `ld_u8x16x5`, for 128 bytes.
+fn sum_lanes(v: int64x2_t) -> i64 {
+    let sum: i64;
+    // SAFETY: register moves and an add; no memory access.
     unsafe {
         asm!(
-            "ld1 {{{a:v}.16b}}, [{p}], #16",
-            "ld1 {{{b:v}.16b}}, [{p}], #16",
-            "ld1 {{{c:v}.16b}}, [{p}], #16",
-            "ld1 {{{d:v}.16b}}, [{p}], #16",
-            "ld1 {{{e:v}.16b}}, [{p}], #16",
-            "ld1 {{{f:v}.16b}}, [{p}], #16",
-            "ld1 {{{g:v}.16b}}, [{p}], #16",
-            "ld1 {{{h:v}.16b}}, [{p}]",
-            p = inout(reg) p => _,
-            a = out(vreg) a,
-            b = out(vreg) b,
-            c = out(vreg) c,
-            d = out(vreg) d,
-            e = out(vreg) e,
-            f = out(vreg) f,
-            g = out(vreg) g,
-            h = out(vreg) h,
-            options(pure, readonly, nostack, preserves_flags)
+            "mov {lo}, {v:v}.d[0]",
+            "mov {hi}, {v:v}.d[1]",
+            "add {lo}, {lo}, {hi}",
+            v = in(vreg) v,
+            lo = out(reg) sum,
+            hi = out(reg) _,
+            options(pure, nomem, nostack, preserves_flags)
         );
-    }
-    r = [a, b, c, d, e, f, g, h];
-    r
-}
-
-/// 16-bit products of 16 lanes of `w` and `x`, summed pairwise into `acc`'s 32-bit lanes.
-#[inline(always)]
-fn mla16(acc: int32x4_t, w: int8x16_t, x: int8x16_t) -> int32x4_t {
-    // SAFETY: register-only NEON arithmetic (NEON is part of the aarch64 baseline).
-    unsafe {
-        let lo = vmull_s8(vget_low_s8(w), vget_low_s8(x));
-        let hi = vmull_high_s8(w, x);
-        vpadalq_s16(vpadalq_s16(acc, lo), hi)
-    }
-}
-
-/// Integer dot product of one Q4_1 block's 16 nibble bytes with 32 activations, as four
-/// 32-bit partial sums.
-///
-/// # Safety
-/// `qs` must point to 16 readable bytes and `x` to 32 readable `i8`.
-#[inline(always)]
-unsafe fn q4_block(qs: *const u8, x: *const i8) -> int32x4_t {
-    // SAFETY: the caller guarantees the 16 + 32 bytes; loads are byte-aligned.
-    unsafe {
-        let q = ld_u8x16(qs);
-        let lo = vreinterpretq_s8_u8(vandq_u8(q, vdupq_n_u8(0x0f)));
-        let hi = vreinterpretq_s8_u8(vshrq_n_u8(q, 4));
-        let x0 = ld_s8x16(x);
-        let x1 = ld_s8x16(x.add(16));
-        // 8 lanes of 16 bits, each the sum of 4 products of at most 15 x 127: no overflow.
-        let mut p = vmull_s8(vget_low_s8(lo), vget_low_s8(x0));
-        p = vmlal_high_s8(p, lo, x0);
-        p = vmlal_s8(p, vget_low_s8(hi), vget_low_s8(x1));
-        p = vmlal_high_s8(p, hi, x1);
-        vpaddlq_s16(p)
-    }
-}
-
-/// Integer dot product of one Q4_1 block's 16 nibble bytes (in a register) with 32
-/// activations (two registers), as four 32-bit partial sums.
-#[inline(always)]
-fn q4_block_reg(q: uint8x16_t, x0: int8x16_t, x1: int8x16_t) -> int32x4_t {
-    // SAFETY: register-only NEON arithmetic.
-    unsafe {
-        let lo = vreinterpretq_s8_u8(vandq_u8(q, vdupq_n_u8(0x0f)));
-        let hi = vreinterpretq_s8_u8(vshrq_n_u8(q, 4));
-        // 8 lanes of 16 bits, each the sum of 4 products of at most 15 x 127: no overflow.
-        let mut p = vmull_s8(vget_low_s8(lo), vget_low_s8(x0));
-        p = vmlal_high_s8(p, lo, x0);
-        p = vmlal_s8(p, vget_low_s8(hi), vget_low_s8(x1));
-        p = vmlal_high_s8(p, hi, x1);
-        vpaddlq_s16(p)
-    }
-}
-
-/// Q4_1 x Q8_1 (see `portable::dot_q4_1`); `row` holds `blocks` blocks and `act` at least as
-/// many (checked by `dot`).
-///
-/// A group of four blocks is 80 contiguous bytes, loaded with five post-incremented `ld1`
-/// (asm: see [`ld_u8x16`]); the nibbles of each
-/// block are cut out with `ext`, the four (d, m) headers merged with three lane moves.
-fn dot_q4_1(row: &[u8], act: &Activations, blocks: usize) -> f32 {
-    let q = act.q32.as_ptr();
-    let base = row.as_ptr();
-    let groups = blocks / 4;
-    // SAFETY: block `b` occupies bytes `b*20..b*20+20` of `row` (row.len() == blocks*20,
-    // checked in `dot`); group `g` reads bytes `g*80..g*80+80`, inside the first `groups*4`
-    // blocks; activations `b*32..b*32+128` and scales `b..b+4` for `b + 4 <= blocks` are in
-    // bounds (q32.len() >= blocks*32, d32/s32 lengths >= blocks, checked in `dot`). Loads are
-    // element-aligned (bytes; f32 from f32 slices).
-    let mut sum = unsafe {
-        let mut acc = vdupq_n_f32(0.0);
-        for g in 0..groups {
-            let b = g * 4;
-            let blk = base.add(b * Q4_1_BYTES);
-            let r = ld_u8x16x5(blk);
-            let x = ld_s8x16x8(q.add(b * QK));
-            // Nibbles: bytes 4..20, 24..40, 44..60, 64..80 of the group.
-            let s0 = q4_block_reg(vextq_u8::<4>(r[0], r[1]), x[0], x[1]);
-            let s1 = q4_block_reg(vextq_u8::<8>(r[1], r[2]), x[2], x[3]);
-            let s2 = q4_block_reg(vextq_u8::<12>(r[2], r[3]), x[4], x[5]);
-            let s3 = q4_block_reg(r[4], x[6], x[7]);
-            let isum = vpaddq_s32(vpaddq_s32(s0, s1), vpaddq_s32(s2, s3));
-            // Headers (d, m as f16 pairs): bytes 0..4, 20..24, 40..44, 60..64, i.e. 32-bit
-            // lane k of register k.
-            let mut h = vreinterpretq_u32_u8(r[0]);
-            h = vcopyq_laneq_u32::<1, 1>(h, vreinterpretq_u32_u8(r[1]));
-            h = vcopyq_laneq_u32::<2, 2>(h, vreinterpretq_u32_u8(r[2]));
-            h = vcopyq_laneq_u32::<3, 3>(h, vreinterpretq_u32_u8(r[3]));
-            let h = vreinterpretq_u16_u32(h);
-            // [d0 d1 d2 d3], [m0 m1 m2 m3] as f16, then f32.
-            let d = f16x4_to_f32(vget_low_u16(vuzp1q_u16(h, h)));
-            let m = f16x4_to_f32(vget_low_u16(vuzp2q_u16(h, h)));
-            let dx = ld_f32x4(act.d32.as_ptr().add(b));
-            let sx = ld_f32x4(act.s32.as_ptr().add(b));
-            let t = vmulq_f32(vmulq_f32(vcvtq_f32_s32(isum), d), dx);
-            acc = vaddq_f32(acc, vaddq_f32(t, vmulq_f32(m, sx)));
-        }
-        vaddvq_f32(acc)
-    };
-    for b in groups * 4..blocks {
-        let blk = &row[b * Q4_1_BYTES..(b + 1) * Q4_1_BYTES];
-        // SAFETY: 16 bytes at offset 4 of a 20-byte block; 32 activations at `b * 32` of at
-        // least `blocks * 32`.
-        let isum = unsafe { vaddvq_s32(q4_block(blk.as_ptr().add(4), q.add(b * QK))) };
-        sum += isum as f32 * f16_at(blk, 0) * act.d32[b] + f16_at(blk, 2) * act.s32[b];
     }
     sum
+}
+
+/// `sum(q x)` of one Q4 block's 16 nibble bytes `q` (weights 0..15) with its 32 permuted
+/// activations `a` (see `portable::nibble_sum`).
+#[inline(always)]
+fn nibble_sum(q: uint8x16_t, a: [int16x8_t; 4]) -> i32 {
+    // SAFETY: register-only NEON.
+    unsafe {
+        let v = vreinterpretq_u16_u8(q);
+        let low = vdupq_n_u16(0x000f);
+        let n0 = vreinterpretq_s16_u16(vandq_u16(v, low));
+        let n1 = vreinterpretq_s16_u16(vandq_u16(vshrq_n_u16::<4>(v), low));
+        let n2 = vreinterpretq_s16_u16(vandq_u16(vshrq_n_u16::<8>(v), low));
+        let n3 = vreinterpretq_s16_u16(vshrq_n_u16::<12>(v));
+        let [a0, a1, a2, a3] = a;
+        let mut p = vmulq_s16(n0, a0);
+        p = vmlaq_s16(p, n1, a1);
+        p = vmlaq_s16(p, n2, a2);
+        p = vmlaq_s16(p, n3, a3);
+        vaddlvq_s16(p)
+    }
+}
+
+/// `sum(w x)` of one Q8_0 block's 32 signed weights (`w0`: bytes 0..16, `w1`: 16..32) with
+/// its 32 permuted activations `a` (see `portable::byte_sum`).
+#[inline(always)]
+fn byte_sum(w0: uint8x16_t, w1: uint8x16_t, a: [int16x8_t; 4]) -> i32 {
+    // SAFETY: register-only NEON.
+    unsafe {
+        let v0 = vreinterpretq_s16_u8(w0);
+        let v1 = vreinterpretq_s16_u8(w1);
+        // Low bytes sign-extended (weights 2l and 16 + 2l), high bytes (2l + 1, 17 + 2l).
+        let lo0 = vshrq_n_s16::<8>(vshlq_n_s16::<8>(v0));
+        let lo1 = vshrq_n_s16::<8>(vshlq_n_s16::<8>(v1));
+        let hi0 = vshrq_n_s16::<8>(v0);
+        let hi1 = vshrq_n_s16::<8>(v1);
+        let [a0, a1, a2, a3] = a;
+        // Two products per lane in each accumulator: at most 2 x 128 x 127 = 32512.
+        let p0 = vmlaq_s16(vmulq_s16(lo0, a0), hi0, a2);
+        let p1 = vmlaq_s16(vmulq_s16(lo1, a1), hi1, a3);
+        vaddvq_s32(vpadalq_s16(vpaddlq_s16(p0), p1))
+    }
+}
+
+/// Four block sums as one register (lane k = block k).
+#[inline(always)]
+fn lanes(s0: i32, s1: i32, s2: i32, s3: i32) -> int32x4_t {
+    // SAFETY: register-only NEON.
+    unsafe {
+        let v = vdupq_n_s32(s0);
+        let v = vsetq_lane_s32::<1>(s1, v);
+        let v = vsetq_lane_s32::<2>(s2, v);
+        vsetq_lane_s32::<3>(s3, v)
+    }
+}
+
+/// `fixed::split_f16` on eight lanes of f16 bits: (signed mantissa, exponent).
+#[inline(always)]
+fn split_f16x8(h: uint16x8_t) -> (int16x8_t, int16x8_t) {
+    // SAFETY: register-only NEON.
+    unsafe {
+        let field = vandq_u16(vshrq_n_u16::<10>(h), vdupq_n_u16(0x1f));
+        let normal = vtstq_u16(h, vdupq_n_u16(0x7c00));
+        let magnitude = vorrq_u16(
+            vandq_u16(h, vdupq_n_u16(0x3ff)),
+            vandq_u16(normal, vdupq_n_u16(0x400)),
+        );
+        let exponent = vreinterpretq_s16_u16(vmaxq_u16(field, vdupq_n_u16(1)));
+        let negative = vshrq_n_s16::<15>(vreinterpretq_s16_u16(h));
+        let mantissa = vsubq_s16(
+            veorq_s16(vreinterpretq_s16_u16(magnitude), negative),
+            negative,
+        );
+        (mantissa, exponent)
+    }
+}
+
+/// The 32-bit lanes' low 16-bit halves, sign-extended.
+#[inline(always)]
+fn low_halves(v: int16x8_t) -> int32x4_t {
+    // SAFETY: register-only NEON.
+    unsafe { vshrq_n_s32::<16>(vshlq_n_s32::<16>(vreinterpretq_s32_s16(v))) }
+}
+
+/// The 32-bit lanes' high 16-bit halves, sign-extended.
+#[inline(always)]
+fn high_halves(v: int16x8_t) -> int32x4_t {
+    // SAFETY: register-only NEON.
+    unsafe { vshrq_n_s32::<16>(vreinterpretq_s32_s16(v)) }
+}
+
+/// `acc += d_fix * (isum * X)` for one group (see `portable::scale_term`), from the four
+/// blocks' scale mantissas and exponents, integer sums, and the group's activation record.
+#[inline(always)]
+fn add_scale_terms(
+    acc: int64x2_t,
+    mantissa: int32x4_t,
+    exponent: int32x4_t,
+    isum: int32x4_t,
+    scales: &[int32x4_t; 4],
+    shifts: &Shifts,
+) -> int64x2_t {
+    // SAFETY: register-only NEON.
+    unsafe {
+        let [x, x_shift, _, _] = *scales;
+        let d_fix = vshlq_s32(mantissa, vaddq_s32(vaddq_s32(exponent, x_shift), shifts.d));
+        let a = vmulq_s32(isum, x);
+        let acc = vmlal_s32(acc, vget_low_s32(d_fix), vget_low_s32(a));
+        vmlal_high_s32(acc, d_fix, a)
+    }
+}
+
+/// `v` with 32-bit lane `K` loaded from `p` (`ld1 {v.s}[K]`).
+///
+/// # Safety
+/// `p` must point to 4 readable bytes.
+#[inline(always)]
+unsafe fn ld_lane_u32<const K: i32>(v: uint32x4_t, p: *const u8) -> uint32x4_t {
+    let mut v = v;
+    // SAFETY: the caller guarantees 4 readable bytes; a lane load of 32-bit elements needs
+    // element alignment only when SCTLR_EL1.A is set, which this kernel leaves clear.
+    unsafe {
+        asm!(
+            "ld1 {{{v:v}.s}}[{k}], [{p}]",
+            v = inout(vreg) v,
+            p = in(reg) p,
+            k = const K,
+            options(readonly, nostack, preserves_flags)
+        );
+    }
+    v
+}
+
+/// `v` with 16-bit lane `K` loaded from `p` (`ld1 {v.h}[K]`).
+///
+/// # Safety
+/// `p` must point to 2 readable bytes.
+#[inline(always)]
+unsafe fn ld_lane_u16<const K: i32>(v: uint16x8_t, p: *const u8) -> uint16x8_t {
+    let mut v = v;
+    // SAFETY: as in `ld_lane_u32`, for 2 bytes.
+    unsafe {
+        asm!(
+            "ld1 {{{v:v}.h}}[{k}], [{p}]",
+            v = inout(vreg) v,
+            p = in(reg) p,
+            k = const K,
+            options(readonly, nostack, preserves_flags)
+        );
+    }
+    v
+}
+
+/// The f16 scales at the start of four blocks, one per 32-bit lane (low half), split into
+/// mantissa and exponent.
+///
+/// # Safety
+/// Each pointer must point to 2 readable bytes.
+#[inline(always)]
+unsafe fn block_scales(blocks: &[*const u8; 4]) -> (int32x4_t, int32x4_t) {
+    // SAFETY: forwarded to the caller's guarantee; the rest is register-only NEON.
+    unsafe {
+        let mut h = vdupq_n_u16(0);
+        h = ld_lane_u16::<0>(h, blocks[0]);
+        h = ld_lane_u16::<2>(h, blocks[1]);
+        h = ld_lane_u16::<4>(h, blocks[2]);
+        h = ld_lane_u16::<6>(h, blocks[3]);
+        let (mantissa, exponent) = split_f16x8(h);
+        (low_halves(mantissa), low_halves(exponent))
+    }
+}
+
+/// Activation blocks `b..b + 4` as one array reference (zero blocks past the end, which
+/// `fixed_rows`' checks rule out).
+#[inline(always)]
+fn act_blocks(act: &Activations, b: usize) -> &[ActivationBlock; 4] {
+    act.q16
+        .get(b..)
+        .and_then(|rest| rest.first_chunk::<4>())
+        .unwrap_or(&ZERO_ACTIVATIONS)
+}
+
+/// Zero activation blocks (see [`act_blocks`]).
+static ZERO_ACTIVATIONS: [ActivationBlock; 4] = [ActivationBlock([0; QK]); 4];
+
+struct Q4_1Groups;
+
+impl GroupKernel for Q4_1Groups {
+    const BLOCK_BYTES: usize = Q4_1_BYTES;
+
+    #[inline(always)]
+    unsafe fn group(
+        acc: int64x2_t,
+        blocks: [*const u8; 4],
+        act: &Activations,
+        b: usize,
+        shifts: &Shifts,
+    ) -> int64x2_t {
+        // SAFETY: each block is 20 readable bytes (the caller's guarantee): d and m at 0..4,
+        // the nibbles at 4..20. The rest is register-only NEON and bounds-checked indexing.
+        unsafe {
+            let a = act_blocks(act, b);
+            let scales = ld_group(&act.groups[b / 4]);
+            let isum = lanes(
+                nibble_sum(ld_u8x16_at::<4>(blocks[0]), ld_block::<0>(a)),
+                nibble_sum(ld_u8x16_at::<4>(blocks[1]), ld_block::<1>(a)),
+                nibble_sum(ld_u8x16_at::<4>(blocks[2]), ld_block::<2>(a)),
+                nibble_sum(ld_u8x16_at::<4>(blocks[3]), ld_block::<3>(a)),
+            );
+            // Headers d | m << 16, one per 32-bit lane.
+            let mut h = vdupq_n_u32(0);
+            h = ld_lane_u32::<0>(h, blocks[0]);
+            h = ld_lane_u32::<1>(h, blocks[1]);
+            h = ld_lane_u32::<2>(h, blocks[2]);
+            h = ld_lane_u32::<3>(h, blocks[3]);
+            let (mantissa, exponent) = split_f16x8(vreinterpretq_u16_u32(h));
+            let acc = add_scale_terms(
+                acc,
+                low_halves(mantissa),
+                low_halves(exponent),
+                isum,
+                &scales,
+                shifts,
+            );
+            // acc += m_fix * s' (see `portable::min_term`).
+            let m_fix = vshlq_s32(
+                high_halves(mantissa),
+                vaddq_s32(high_halves(exponent), shifts.m),
+            );
+            let s = vshlq_s32(scales[2], shifts.s);
+            let acc = vmlal_s32(acc, vget_low_s32(m_fix), vget_low_s32(s));
+            vmlal_high_s32(acc, m_fix, s)
+        }
+    }
+}
+
+struct Q8_0Groups;
+
+impl GroupKernel for Q8_0Groups {
+    const BLOCK_BYTES: usize = Q8_0_BYTES;
+
+    #[inline(always)]
+    unsafe fn group(
+        acc: int64x2_t,
+        blocks: [*const u8; 4],
+        act: &Activations,
+        b: usize,
+        shifts: &Shifts,
+    ) -> int64x2_t {
+        // SAFETY: each block is 34 readable bytes (the caller's guarantee): d at 0..2, the
+        // weights at 2..34.
+        unsafe {
+            let a = act_blocks(act, b);
+            let w = |k: usize| (ld_u8x16_at::<2>(blocks[k]), ld_u8x16_at::<18>(blocks[k]));
+            let (w0, w1, w2, w3) = (w(0), w(1), w(2), w(3));
+            let isum = lanes(
+                byte_sum(w0.0, w0.1, ld_block::<0>(a)),
+                byte_sum(w1.0, w1.1, ld_block::<1>(a)),
+                byte_sum(w2.0, w2.1, ld_block::<2>(a)),
+                byte_sum(w3.0, w3.1, ld_block::<3>(a)),
+            );
+            let (mantissa, exponent) = block_scales(&blocks);
+            let scales = ld_group(&act.groups[b / 4]);
+            add_scale_terms(acc, mantissa, exponent, isum, &scales, shifts)
+        }
+    }
+}
+
+struct Q4_0Groups;
+
+impl GroupKernel for Q4_0Groups {
+    const BLOCK_BYTES: usize = Q4_0_BYTES;
+
+    #[inline(always)]
+    unsafe fn group(
+        acc: int64x2_t,
+        blocks: [*const u8; 4],
+        act: &Activations,
+        b: usize,
+        shifts: &Shifts,
+    ) -> int64x2_t {
+        // SAFETY: each block is 18 readable bytes (the caller's guarantee): d at 0..2, the
+        // nibbles at 2..18.
+        unsafe {
+            let a = act_blocks(act, b);
+            let scales = ld_group(&act.groups[b / 4]);
+            let raw = lanes(
+                nibble_sum(ld_u8x16_at::<2>(blocks[0]), ld_block::<0>(a)),
+                nibble_sum(ld_u8x16_at::<2>(blocks[1]), ld_block::<1>(a)),
+                nibble_sum(ld_u8x16_at::<2>(blocks[2]), ld_block::<2>(a)),
+                nibble_sum(ld_u8x16_at::<2>(blocks[3]), ld_block::<3>(a)),
+            );
+            // The weights are q - 8: subtract 8 sum(x).
+            let isum = vsubq_s32(raw, vshlq_n_s32::<3>(scales[3]));
+            let (mantissa, exponent) = block_scales(&blocks);
+            add_scale_terms(acc, mantissa, exponent, isum, &scales, shifts)
+        }
+    }
 }
 
 /// Q4_K / Q6_K x Q8_K with NEON integer sums and the portable kernel's float steps in the
@@ -520,162 +756,6 @@ fn dot_q6_k(row: &[u8], act: &Activations, superblocks: usize) -> f32 {
     sum
 }
 
-/// Four f16 values (as bits) to f32 with `fcvtl`.
-#[inline(always)]
-fn f16x4_to_f32(h: uint16x4_t) -> float32x4_t {
-    let out: float32x4_t;
-    // SAFETY: `fcvtl` converts register lanes; no memory access. (The f16 vector intrinsics
-    // are not stable in Rust, hence the one-instruction asm.)
-    unsafe {
-        asm!(
-            "fcvtl {out:v}.4s, {inp:v}.4h",
-            inp = in(vreg) h,
-            out = lateout(vreg) out,
-            options(pure, nomem, nostack)
-        );
-    }
-    out
-}
-
-/// Q4_0 x Q8_0 (see `portable::dot_q4_0`).
-fn dot_q4_0(row: &[u8], act: &Activations, blocks: usize) -> f32 {
-    let mut sum = 0f32;
-    let q = act.q32.as_ptr();
-    for b in 0..blocks {
-        let blk = &row[b * Q4_0_BYTES..(b + 1) * Q4_0_BYTES];
-        // SAFETY: as in `dot_q4_1`: 16 bytes at offset 2 of an 18-byte block, 32 activations
-        // at `b * 32` of at least `blocks * 32`.
-        let isum = unsafe {
-            let qs = ld_u8x16(blk.as_ptr().add(2));
-            let eight = vdupq_n_s8(8);
-            let lo = vsubq_s8(vreinterpretq_s8_u8(vandq_u8(qs, vdupq_n_u8(0x0f))), eight);
-            let hi = vsubq_s8(vreinterpretq_s8_u8(vshrq_n_u8(qs, 4)), eight);
-            let x0 = ld_s8x16(q.add(b * QK));
-            let x1 = ld_s8x16(q.add(b * QK + 16));
-            vaddvq_s32(mla16(mla16(vdupq_n_s32(0), lo, x0), hi, x1))
-        };
-        sum += isum as f32 * f16_at(blk, 0) * act.d32[b];
-    }
-    sum
-}
-
-/// 8 bytes from `p` into the low half of a register (`ld1 {v.8b}`).
-///
-/// # Safety
-/// `p` must point to 8 readable bytes.
-#[inline(always)]
-unsafe fn ld_u8x8(p: *const u8) -> uint8x16_t {
-    let v: uint8x16_t;
-    // SAFETY: the caller guarantees 8 readable bytes; byte elements need no alignment. The
-    // upper half of the register is zeroed by `ld1 {v.8b}`.
-    unsafe {
-        asm!(
-            "ld1 {{{v:v}.8b}}, [{p}]",
-            p = in(reg) p,
-            v = out(vreg) v,
-            options(pure, readonly, nostack, preserves_flags)
-        );
-    }
-    v
-}
-
-/// Integer dot product of 32 weights (two registers) with 32 activations (two registers) as
-/// four 32-bit partial sums.
-#[inline(always)]
-fn q8_block_reg(w0: int8x16_t, w1: int8x16_t, x0: int8x16_t, x1: int8x16_t) -> int32x4_t {
-    // SAFETY: register-only NEON arithmetic.
-    unsafe {
-        // Each 16-bit lane sums 2 products of at most 128 x 127 = 16256: no overflow.
-        let mut lo = vmull_s8(vget_low_s8(w0), vget_low_s8(x0));
-        lo = vmlal_s8(lo, vget_low_s8(w1), vget_low_s8(x1));
-        let mut hi = vmull_high_s8(w0, x0);
-        hi = vmlal_high_s8(hi, w1, x1);
-        vpadalq_s16(vpaddlq_s16(lo), hi)
-    }
-}
-
-/// Q8_0 x Q8_0 (see `portable::dot_q8_0`). A group of four 34-byte blocks is 136 bytes: eight
-/// registers and an 8-byte load; each block's weights are cut out with `ext`, the four f16
-/// scales merged with three lane moves.
-fn dot_q8_0(row: &[u8], act: &Activations, blocks: usize) -> f32 {
-    let q = act.q32.as_ptr();
-    let base = row.as_ptr();
-    let groups = blocks / 4;
-    // SAFETY: as in `dot_q4_1`, with 34-byte blocks: group `g` reads bytes `g*136..g*136+136`
-    // of `row`, inside the first `groups*4` blocks; activations and scales as there.
-    let mut sum = unsafe {
-        let mut acc = vdupq_n_f32(0.0);
-        for g in 0..groups {
-            let b = g * 4;
-            let blk = base.add(b * Q8_0_BYTES);
-            let r = ld_s8x16x8(blk as *const i8);
-            let r = r.map(|v| vreinterpretq_u8_s8(v));
-            let r8 = ld_u8x8(blk.add(128));
-            let x = ld_s8x16x8(q.add(b * QK));
-            let w = |v: uint8x16_t| vreinterpretq_s8_u8(v);
-            // Weights: bytes 2..34, 36..68, 70..102, 104..136 of the group.
-            let s0 = q8_block_reg(
-                w(vextq_u8::<2>(r[0], r[1])),
-                w(vextq_u8::<2>(r[1], r[2])),
-                x[0],
-                x[1],
-            );
-            let s1 = q8_block_reg(
-                w(vextq_u8::<4>(r[2], r[3])),
-                w(vextq_u8::<4>(r[3], r[4])),
-                x[2],
-                x[3],
-            );
-            let s2 = q8_block_reg(
-                w(vextq_u8::<6>(r[4], r[5])),
-                w(vextq_u8::<6>(r[5], r[6])),
-                x[4],
-                x[5],
-            );
-            let s3 = q8_block_reg(
-                w(vextq_u8::<8>(r[6], r[7])),
-                w(vextq_u8::<8>(r[7], r8)),
-                x[6],
-                x[7],
-            );
-            let isum = vpaddq_s32(vpaddq_s32(s0, s1), vpaddq_s32(s2, s3));
-            // Scales: bytes 0..2, 34..36, 68..70, 102..104: 16-bit lane k of register 2k.
-            let mut h = vreinterpretq_u16_u8(r[0]);
-            h = vcopyq_laneq_u16::<1, 1>(h, vreinterpretq_u16_u8(r[2]));
-            h = vcopyq_laneq_u16::<2, 2>(h, vreinterpretq_u16_u8(r[4]));
-            h = vcopyq_laneq_u16::<3, 3>(h, vreinterpretq_u16_u8(r[6]));
-            let d = f16x4_to_f32(vget_low_u16(h));
-            let dx = ld_f32x4(act.d32.as_ptr().add(b));
-            acc = vaddq_f32(acc, vmulq_f32(vmulq_f32(vcvtq_f32_s32(isum), d), dx));
-        }
-        vaddvq_f32(acc)
-    };
-    for b in groups * 4..blocks {
-        let blk = &row[b * Q8_0_BYTES..(b + 1) * Q8_0_BYTES];
-        // SAFETY: 32 bytes at offset 2 of a 34-byte block; 32 activations at `b * 32`.
-        let isum = unsafe { vaddvq_s32(q8_block(blk.as_ptr().add(2) as *const i8, q.add(b * QK))) };
-        sum += isum as f32 * f16_at(blk, 0) * act.d32[b];
-    }
-    sum
-}
-
-/// Integer dot product of 32 weights with 32 activations as four 32-bit partial sums.
-///
-/// # Safety
-/// `w` and `x` must each point to 32 readable `i8`.
-#[inline(always)]
-unsafe fn q8_block(w: *const i8, x: *const i8) -> int32x4_t {
-    // SAFETY: the caller guarantees both 32-byte ranges.
-    unsafe {
-        q8_block_reg(
-            ld_s8x16(w),
-            ld_s8x16(w.add(16)),
-            ld_s8x16(x),
-            ld_s8x16(x.add(16)),
-        )
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::super::portable;
@@ -707,8 +787,9 @@ mod tests {
 
     #[test]
     fn neon_kernels_agree_with_portable() {
-        // 1536 = 12 groups of 4 blocks; 1568 adds a one-block tail; 576 = SmolLM2's width.
-        for n in [1536usize, 1568, 576, 2048, 5632] {
+        // 1536 = 12 groups of 4 blocks; 1568 adds a one-block tail; 576 = SmolLM2's width
+        // (two-block tail); 608 a three-block tail.
+        for n in [1536usize, 1568, 576, 608, 2048, 5632] {
             check_kernels(n);
         }
     }
@@ -722,6 +803,7 @@ mod tests {
         let x: Vec<f32> = (0..n).map(|_| rnd()).collect();
         let mut act = Activations::new(n);
         act.set(&x, true, true);
+        let rows = 5;
         for ty in [
             GgmlType::Q4_0,
             GgmlType::Q4_1,
@@ -732,37 +814,48 @@ mod tests {
             if n % ty.block_size() != 0 {
                 continue;
             }
-            for _ in 0..8 {
-                let w: Vec<f32> = (0..n).map(|_| rnd()).collect();
-                let mut bytes = Vec::new();
-                assert!(quantize_row(ty, &w, &mut bytes));
-                let neon = dot(ty, &bytes, &act).expect("NEON kernel");
-                let port = portable::dot(ty, &bytes, &act);
-                if matches!(ty, GgmlType::Q4_0 | GgmlType::Q4_K | GgmlType::Q6_K) {
-                    // Scalar float part in the portable order: bit-identical.
-                    assert_eq!(neon.to_bits(), port.to_bits(), "{ty}: {neon} vs {port}");
-                } else {
-                    // Bound: 1e-6 of the sum of |block terms| (float reassociation only).
-                    let mut wd = alloc::vec![0f32; n];
-                    assert!(crate::quant::dequantize_row(ty, &bytes, &mut wd));
-                    let scale: f32 = wd.iter().zip(&x).map(|(a, b)| (a * b).abs()).sum();
-                    assert!(
-                        (neon - port).abs() <= 1e-6 * scale,
-                        "{ty}: {neon} vs {port}"
-                    );
-                }
+            let w: Vec<f32> = (0..n * rows).map(|i| rnd() * (1 + i % 5) as f32).collect();
+            let mut bytes = Vec::new();
+            assert!(quantize_row(ty, &w, &mut bytes));
+            let row_bytes = bytes.len() / rows;
+            let scales = super::super::ScaleExponents::of(ty, &bytes);
+            let scaling = super::super::block_scaling(ty, scales, &act);
+            let mut neon = [0f32; 5];
+            assert!(dot_rows(ty, &bytes, row_bytes, &scaling, &act, &mut neon));
+            for (r, &v) in neon.iter().enumerate() {
+                let port = portable::dot(
+                    ty,
+                    &bytes[r * row_bytes..(r + 1) * row_bytes],
+                    &scaling,
+                    &act,
+                );
+                assert_eq!(
+                    v.to_bits(),
+                    port.to_bits(),
+                    "{ty} n {n} row {r}: {v} vs {port}"
+                );
             }
         }
-        // Extreme values: all weights -128/15, activations +-127.
-        let mut bytes = Vec::new();
-        for _ in 0..n / 32 {
-            bytes.extend_from_slice(&crate::quant::f32_to_f16(1.0).to_le_bytes());
-            bytes.extend(core::iter::repeat_n(0x80u8, 32));
+        // Extreme values: all weights -128 or 0xff nibbles, every kind of scale.
+        for byte in [0x80u8, 0xff, 0x00] {
+            for ty in [GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q8_0] {
+                let mut bytes = Vec::new();
+                for b in 0..n / 32 {
+                    let d: u16 = [0x3c00, 0x0001, 0xfbff, 0x0000, 0x7c00, 0x8400][b % 6];
+                    bytes.extend_from_slice(&d.to_le_bytes());
+                    if ty == GgmlType::Q4_1 {
+                        bytes.extend_from_slice(&d.rotate_left(3).to_le_bytes());
+                    }
+                    let weights = if ty == GgmlType::Q8_0 { 32 } else { 16 };
+                    bytes.extend(core::iter::repeat_n(byte, weights));
+                }
+                let scales = super::super::ScaleExponents::of(ty, &bytes);
+                let scaling = super::super::block_scaling(ty, scales, &act);
+                let mut neon = [0f32];
+                assert!(dot_rows(ty, &bytes, bytes.len(), &scaling, &act, &mut neon));
+                let port = portable::dot(ty, &bytes, &scaling, &act);
+                assert_eq!(neon[0].to_bits(), port.to_bits(), "{ty} byte {byte:#x}");
+            }
         }
-        let (a, b) = (
-            dot(GgmlType::Q8_0, &bytes, &act).unwrap(),
-            portable::dot(GgmlType::Q8_0, &bytes, &act),
-        );
-        assert!((a - b).abs() <= 1e-5 * a.abs().max(1.0), "{a} vs {b}");
     }
 }

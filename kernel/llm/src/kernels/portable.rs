@@ -1,11 +1,14 @@
 //! Portable dot-product kernels: the specification the NEON kernels are tested against.
 //!
-//! Integer sums per block, then one float multiply-add per block, in ggml's formulas.
+//! Q4_0, Q4_1, Q8_0: integer sums per block in the permuted activation order, scaled in fixed
+//! point ([`super::fixed`]). Q4_K, Q6_K: integer sums per group, then ggml's float formulas.
+//! F32/F16: plain float products.
 
+use super::fixed::{split_f16, sshl32, BlockScaling};
 use super::Activations;
 use crate::quant::{
     f16_to_f32, q4_k_scale_min, GgmlType, Q4_0_BYTES, Q4_1_BYTES, Q4_K_BYTES, Q6_K_BYTES,
-    Q8_0_BYTES, QK, QK_K,
+    Q8_0_BYTES, QK_K,
 };
 
 #[inline]
@@ -13,8 +16,14 @@ fn f16_at(b: &[u8], at: usize) -> f32 {
     f16_to_f32(u16::from_le_bytes([b[at], b[at + 1]]))
 }
 
-/// Dot product of a row of type `ty` with `act` (see [`super::dot`]).
-pub fn dot(ty: GgmlType, row: &[u8], act: &Activations) -> f32 {
+#[inline]
+fn u16_at(b: &[u8], at: usize) -> u16 {
+    u16::from_le_bytes([b[at], b[at + 1]])
+}
+
+/// Dot product of a row of type `ty` with `act`; `scaling` from [`super::block_scaling`] for
+/// the 32-element formats (unused by the others). The caller checks the row length.
+pub fn dot(ty: GgmlType, row: &[u8], scaling: &BlockScaling, act: &Activations) -> f32 {
     match ty {
         GgmlType::F32 => row
             .chunks_exact(4)
@@ -26,75 +35,90 @@ pub fn dot(ty: GgmlType, row: &[u8], act: &Activations) -> f32 {
             .zip(act.values())
             .map(|(b, &x)| f16_to_f32(u16::from_le_bytes([b[0], b[1]])) * x)
             .sum(),
-        GgmlType::Q4_0 => dot_q4_0(row, act),
-        GgmlType::Q4_1 => dot_q4_1(row, act),
-        GgmlType::Q8_0 => dot_q8_0(row, act),
+        GgmlType::Q4_0 => dot_q4_0(row, scaling, act),
+        GgmlType::Q4_1 => dot_q4_1(row, scaling, act),
+        GgmlType::Q8_0 => dot_q8_0(row, scaling, act),
         GgmlType::Q4_K => dot_q4_k(row, act),
         GgmlType::Q6_K => dot_q6_k(row, act),
     }
 }
 
-/// Q4_0 x Q8_0: `sum_b d_b dx_b sum((q - 8) qx)`.
-pub fn dot_q4_0(row: &[u8], act: &Activations) -> f32 {
-    let mut sum = 0f32;
-    for ((b, qx), &dx) in row
-        .chunks_exact(Q4_0_BYTES)
-        .zip(act.q32.chunks_exact(QK))
-        .zip(act.d32.iter())
-    {
-        let mut isum = 0i32;
-        for j in 0..QK / 2 {
-            let v = b[2 + j];
-            isum += ((v & 0xf) as i32 - 8) * qx[j] as i32;
-            isum += ((v >> 4) as i32 - 8) * qx[j + QK / 2] as i32;
-        }
-        sum += isum as f32 * f16_at(b, 0) * dx;
+/// `sum(q x)` of one block's 16 nibble bytes (weights 0..15) with its 32 permuted activations:
+/// byte pair `l` as a 16-bit lane holds weights `2l`, `2l + 16`, `2l + 1`, `2l + 17`.
+#[inline]
+pub fn nibble_sum(qs: &[u8], a: &[i16]) -> i32 {
+    let mut sum = 0i32;
+    for l in 0..8 {
+        let v = u16::from_le_bytes([qs[2 * l], qs[2 * l + 1]]);
+        sum += i32::from(v & 0xf) * i32::from(a[l])
+            + i32::from((v >> 4) & 0xf) * i32::from(a[8 + l])
+            + i32::from((v >> 8) & 0xf) * i32::from(a[16 + l])
+            + i32::from(v >> 12) * i32::from(a[24 + l]);
     }
     sum
+}
+
+/// `sum(w x)` of one block's 32 signed byte weights with its 32 permuted activations.
+#[inline]
+pub fn byte_sum(qs: &[u8], a: &[i16]) -> i32 {
+    let mut sum = 0i32;
+    for l in 0..8 {
+        let w = |i: usize| i32::from(qs[i] as i8);
+        sum += w(2 * l) * i32::from(a[l])
+            + w(2 * l + 1) * i32::from(a[16 + l])
+            + w(16 + 2 * l) * i32::from(a[8 + l])
+            + w(17 + 2 * l) * i32::from(a[24 + l]);
+    }
+    sum
+}
+
+/// Block `b`'s scale term `d_fix * A` (see [`super::fixed`]) for f16 scale bits `d`.
+#[inline]
+pub fn scale_term(d: u16, isum: i32, b: usize, scaling: &BlockScaling, act: &Activations) -> i64 {
+    let (mantissa, exponent) = split_f16(d);
+    let d_fix = sshl32(mantissa, exponent + act.x_shift(b) + scaling.shift_d);
+    i64::from(d_fix) * i64::from(isum.wrapping_mul(act.x_mantissa(b)))
+}
+
+/// Block `b`'s minimum term `m_fix * s'` (Q4_1) for f16 minimum bits `m`.
+#[inline]
+pub fn min_term(m: u16, b: usize, scaling: &BlockScaling, act: &Activations) -> i64 {
+    let (mantissa, exponent) = split_f16(m);
+    let m_fix = sshl32(mantissa, exponent + scaling.shift_m);
+    i64::from(m_fix) * i64::from(sshl32(act.s_fix(b), scaling.shift_s))
+}
+
+/// Q4_0 x Q8_0: `sum_b d_b dx_b sum((q - 8) qx)`, the offset folded into `sum(qx)`.
+pub fn dot_q4_0(row: &[u8], scaling: &BlockScaling, act: &Activations) -> f32 {
+    let mut sum = 0i64;
+    for (b, blk) in row.chunks_exact(Q4_0_BYTES).enumerate() {
+        let raw = nibble_sum(&blk[2..], act.block(b));
+        let isum = raw.wrapping_sub(8 * act.q_sum(b));
+        sum = sum.wrapping_add(scale_term(u16_at(blk, 0), isum, b, scaling, act));
+    }
+    scaling.finish(sum)
 }
 
 /// Q4_1 x Q8_1: `sum_b (d_b dx_b sum(q qx) + m_b s_b)`.
-pub fn dot_q4_1(row: &[u8], act: &Activations) -> f32 {
-    let mut sum = 0f32;
-    for (((b, qx), &dx), &sx) in row
-        .chunks_exact(Q4_1_BYTES)
-        .zip(act.q32.chunks_exact(QK))
-        .zip(act.d32.iter())
-        .zip(act.s32.iter())
-    {
-        let (Ok(w), Ok(x)) = (<&[u8; 16]>::try_from(&b[4..]), <&[i8; QK]>::try_from(qx)) else {
-            continue; // unreachable: chunks_exact gives exact sizes
-        };
-        let mut isum = 0i32;
-        for j in 0..QK / 2 {
-            isum += (w[j] & 0xf) as i32 * x[j] as i32;
-        }
-        for j in 0..QK / 2 {
-            isum += (w[j] >> 4) as i32 * x[j + QK / 2] as i32;
-        }
-        sum += isum as f32 * f16_at(b, 0) * dx + f16_at(b, 2) * sx;
+pub fn dot_q4_1(row: &[u8], scaling: &BlockScaling, act: &Activations) -> f32 {
+    let mut sum = 0i64;
+    for (b, blk) in row.chunks_exact(Q4_1_BYTES).enumerate() {
+        let isum = nibble_sum(&blk[4..], act.block(b));
+        sum = sum
+            .wrapping_add(scale_term(u16_at(blk, 0), isum, b, scaling, act))
+            .wrapping_add(min_term(u16_at(blk, 2), b, scaling, act));
     }
-    sum
+    scaling.finish(sum)
 }
 
 /// Q8_0 x Q8_0: `sum_b d_b dx_b sum(q qx)`.
-pub fn dot_q8_0(row: &[u8], act: &Activations) -> f32 {
-    let mut sum = 0f32;
-    for ((b, qx), &dx) in row
-        .chunks_exact(Q8_0_BYTES)
-        .zip(act.q32.chunks_exact(QK))
-        .zip(act.d32.iter())
-    {
-        let (Ok(w), Ok(x)) = (<&[u8; QK]>::try_from(&b[2..]), <&[i8; QK]>::try_from(qx)) else {
-            continue; // unreachable: chunks_exact gives exact sizes
-        };
-        let mut isum = 0i32;
-        for j in 0..QK {
-            isum += (w[j] as i8) as i32 * x[j] as i32;
-        }
-        sum += isum as f32 * f16_at(b, 0) * dx;
+pub fn dot_q8_0(row: &[u8], scaling: &BlockScaling, act: &Activations) -> f32 {
+    let mut sum = 0i64;
+    for (b, blk) in row.chunks_exact(Q8_0_BYTES).enumerate() {
+        let isum = byte_sum(&blk[2..], act.block(b));
+        sum = sum.wrapping_add(scale_term(u16_at(blk, 0), isum, b, scaling, act));
     }
-    sum
+    scaling.finish(sum)
 }
 
 /// Q4_K x Q8_K: per super-block `d dx sum_j sc_j sum(q qx) - dmin dx sum_j m_j sum(qx)`.
@@ -170,8 +194,9 @@ pub fn dot_q6_k(row: &[u8], act: &Activations) -> f32 {
 
 #[cfg(test)]
 mod tests {
+    use super::super::{dot, ActivationKind, PERMUTED};
     use super::*;
-    use crate::quant::{dequantize_row, quantize_row};
+    use crate::quant::{dequantize_row, f32_to_f16, quantize_row, QK};
     use alloc::vec;
     use alloc::vec::Vec;
 
@@ -219,17 +244,146 @@ mod tests {
         }
     }
 
+    /// ggml's formula for a 32-element format, in f64 from the same integers: the value the
+    /// fixed-point kernels must reproduce. Returns (value, sum of |block terms|).
+    fn reference(ty: GgmlType, row: &[u8], act: &Activations) -> (f64, f64) {
+        let bytes = ty.type_size();
+        let (mut sum, mut norm) = (0f64, 0f64);
+        for (b, blk) in row.chunks_exact(bytes).enumerate() {
+            let q = |i: usize| f64::from(act.q8(b * QK + i));
+            let isum: f64 = match ty {
+                GgmlType::Q4_0 => (0..16)
+                    .map(|j| {
+                        f64::from(i32::from(blk[2 + j] & 0xf) - 8) * q(j)
+                            + f64::from(i32::from(blk[2 + j] >> 4) - 8) * q(j + 16)
+                    })
+                    .sum(),
+                GgmlType::Q4_1 => (0..16)
+                    .map(|j| {
+                        f64::from(blk[4 + j] & 0xf) * q(j) + f64::from(blk[4 + j] >> 4) * q(j + 16)
+                    })
+                    .sum(),
+                _ => (0..32).map(|j| f64::from(blk[2 + j] as i8) * q(j)).sum(),
+            };
+            let d = f64::from(f16_at(blk, 0));
+            let mut term = d * f64::from(act.d32[b]) * isum;
+            norm += term.abs();
+            if ty == GgmlType::Q4_1 {
+                let m = f64::from(f16_at(blk, 2)) * f64::from(act.s32[b]);
+                norm += m.abs();
+                term += m;
+            }
+            sum += term;
+        }
+        (sum, norm)
+    }
+
+    /// `dot` equals the exact formula rounded once to f32, up to `spread` bits of low-order
+    /// truncation relative to the sum of the terms' magnitudes.
+    fn assert_close(ty: GgmlType, row: &[u8], act: &Activations, spread: i32, what: &str) {
+        let got = f64::from(dot(ty, row, act));
+        let (exact, norm) = reference(ty, row, act);
+        let bound = exact.abs() * 2f64.powi(-23) + norm * 2f64.powi(-spread);
+        assert!(
+            (got - exact).abs() <= bound,
+            "{ty} {what}: {got} vs exact {exact} (bound {bound})"
+        );
+    }
+
+    #[test]
+    fn fixed_point_scaling_is_ggml_formula_rounded_once() {
+        for n in [32usize, 64, 96, 576, 1536, 32 * 4096] {
+            let x = vector(n, 7 + n as u32);
+            let mut act = Activations::new(n);
+            act.set(&x, true, false);
+            for ty in [GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q8_0] {
+                for seed in 0..3 {
+                    let w: Vec<f32> = vector(n, 200 + seed)
+                        .iter()
+                        .enumerate()
+                        // Scales spread over several binades within the row.
+                        .map(|(i, v)| v * (1 << (i / 32 % 7)) as f32 * 1e-2)
+                        .collect();
+                    let mut bytes = Vec::new();
+                    assert!(quantize_row(ty, &w, &mut bytes));
+                    // Scales within 2^K of each other: every product exact.
+                    let what = alloc::format!("n {n} seed {seed}");
+                    assert_close(ty, &bytes, &act, 30, &what);
+                }
+            }
+        }
+    }
+
+    /// A row of `blocks` blocks with the given header bits and every weight byte `byte`.
+    fn raw_row(ty: GgmlType, headers: &[(u16, u16)], byte: u8) -> Vec<u8> {
+        let mut row = Vec::new();
+        for &(d, m) in headers {
+            row.extend_from_slice(&d.to_le_bytes());
+            if ty == GgmlType::Q4_1 {
+                row.extend_from_slice(&m.to_le_bytes());
+            }
+            let weights = ty.type_size() - if ty == GgmlType::Q4_1 { 4 } else { 2 };
+            row.extend(core::iter::repeat_n(byte, weights));
+        }
+        row
+    }
+
+    #[test]
+    fn extreme_scales_stay_exact_and_never_fault() {
+        let n = 8 * 32;
+        let x: Vec<f32> = (0..n)
+            .map(|i| if i % 3 == 0 { -1.5 } else { 0.25 })
+            .collect();
+        let mut act = Activations::new(n);
+        act.set(&x, true, false);
+        let f = |v: f32| f32_to_f16(v);
+        // Zero, subnormal, negative, tiny and huge scales side by side; minimums much larger
+        // than the scales (a constant block has d = 0, m = its value).
+        let headers = [
+            (0, f(3.0)),
+            (1, f(-2.0)),
+            (0x03ff, 0x8001),
+            (f(-0.5), f(1e-7)),
+            (f(65504.0), f(-65504.0)),
+            (f(1e-3), 0),
+            (f(2e-5), f(7.0)),
+            (f(0.125), f(-0.75)),
+        ];
+        for ty in [GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q8_0] {
+            for byte in [0x00u8, 0x80, 0xff, 0x7f, 0x5a] {
+                let row = raw_row(ty, &headers, byte);
+                // Scales 2^40 apart: terms far below the largest keep 11 + K bits at its
+                // alignment (one unit of the aligned mantissa: 2^-21 of the largest term).
+                assert_close(ty, &row, &act, 20, &alloc::format!("byte {byte:#x}"));
+            }
+            // Infinite and NaN scales: some finite number, no fault.
+            let row = raw_row(ty, &[(0x7c00, 0xfe00); 8], 0x33);
+            assert!(dot(ty, &row, &act).is_finite());
+        }
+    }
+
     #[test]
     fn activation_quantization_matches_candle_formulas() {
         let x: Vec<f32> = (0..32).map(|i| (i as f32 - 10.0) * 0.1).collect();
         let mut act = Activations::new(32);
         act.set(&x, true, false);
         // amax = 2.1 -> d = 2.1/127; q(2.1) = 127, q(-1.0) = round(-1.0 * 127 / 2.1) = -60.
-        assert_eq!(act.q32[31], 127);
-        assert_eq!(act.q32[0], -60);
-        let sum: i32 = act.q32[..32].iter().map(|&q| q as i32).sum();
+        assert_eq!(act.q8(31), 127);
+        assert_eq!(act.q8(0), -60);
+        let sum: i32 = (0..32).map(|i| act.q8(i) as i32).sum();
+        assert_eq!(act.q_sum(0), sum);
         let dh = f16_to_f32(crate::quant::f32_to_f16(2.1 / 127.0));
         assert_eq!(act.d32[0], dh);
         assert!((act.s32[0] - sum as f32 * dh).abs() <= 0.01 * (sum as f32 * dh).abs());
+        // The permutation is a bijection onto the block.
+        let mut seen = [false; QK];
+        for &p in &PERMUTED {
+            assert!(!seen[p]);
+            seen[p] = true;
+        }
+        assert_eq!(
+            ActivationKind::for_weights(GgmlType::Q4_1),
+            ActivationKind::Q8x32
+        );
     }
 }

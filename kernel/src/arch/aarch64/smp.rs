@@ -198,16 +198,42 @@ static POOL: Mutex<()> = Mutex::new(());
 
 fn worker_loop(index: usize) -> ! {
     let mut seen = JOB_GENERATION.load(Ordering::Acquire);
+    let mut after_job = false;
     loop {
-        cpu::mask_irqs();
-        let generation = JOB_GENERATION.load(Ordering::Acquire);
-        if generation == seen {
-            // Idle: run EL0 tasks until the next interrupt (or `wfi` when there are none).
-            crate::task::run_while_idle(index);
+        // A job usually follows the last one within microseconds (the engine's serial steps
+        // between two matrix products): look for it before going idle, so the next job starts
+        // without an SGI and a wake-up from `wfi` (a host thread sleeping and waking under
+        // QEMU, tens of microseconds each time). Only right after a job: back from the idle
+        // wait (an interrupt ended an EL0 task's turn or the `wfi`), spinning would only delay
+        // the task the core returns to (and its timer wake-ups) by the whole spin.
+        let new_job = || JOB_GENERATION.load(Ordering::Acquire) != seen;
+        let mut generation = if core::mem::take(&mut after_job) {
+            spin_until(new_job)
+        } else {
+            new_job().then(|| JOB_GENERATION.load(Ordering::Acquire))
+        };
+        if generation.is_none() {
+            cpu::mask_irqs();
+            // Announce the sleep, then look once more: `run_on_all_cores` bumps the generation
+            // before it reads this flag, so either this load sees the new job or the caller
+            // sees the flag and sends the SGI that ends the `wfi` below (IRQs are masked, so
+            // the SGI stays pending until then).
+            set_sleeping(index, true);
+            let current = JOB_GENERATION.load(Ordering::SeqCst);
+            if current == seen {
+                // Idle: run EL0 tasks until the next interrupt (or `wfi` when there are none).
+                crate::task::run_while_idle(index);
+                set_sleeping(index, false);
+                cpu::unmask_irqs();
+                continue;
+            }
+            set_sleeping(index, false);
             cpu::unmask_irqs();
-            continue;
+            generation = Some(current);
         }
-        cpu::unmask_irqs();
+        let Some(generation) = generation else {
+            continue;
+        };
         seen = generation;
         let participants = JOB_PARTICIPANTS.load(Ordering::Acquire);
         if index >= participants {
@@ -220,10 +246,42 @@ fn worker_loop(index: usize) -> ! {
             let function = unsafe { &*function };
             function(index, participants);
         }
-        if JOB_WORKERS_DONE.fetch_add(1, Ordering::AcqRel) + 1 == participants - 1 {
-            crate::interrupts::send_sgi(WAKE_SGI, JOB_CALLER.load(Ordering::Relaxed));
+        after_job = true;
+        let caller = JOB_CALLER.load(Ordering::Relaxed);
+        if JOB_WORKERS_DONE.fetch_add(1, Ordering::SeqCst) + 1 == participants - 1
+            && is_sleeping(caller)
+        {
+            crate::interrupts::send_sgi(WAKE_SGI, caller);
         }
     }
+}
+
+/// Whether each core is (about to be) waiting in `wfi` for the pool, rather than spinning: the
+/// pool sends a wake-up SGI only to sleepers.
+static SLEEPING: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(true) }; MAX_CPUS];
+
+fn set_sleeping(core: usize, sleeping: bool) {
+    if let Some(flag) = SLEEPING.get(core) {
+        flag.store(sleeping, Ordering::SeqCst);
+    }
+}
+
+fn is_sleeping(core: usize) -> bool {
+    SLEEPING
+        .get(core)
+        .is_none_or(|flag| flag.load(Ordering::SeqCst))
+}
+
+/// Polls `ready` up to [`crate::limits::POOL_SPIN_ITERATIONS`] times; the generation seen when
+/// it became true, or `None`.
+fn spin_until(ready: impl Fn() -> bool) -> Option<u64> {
+    for _ in 0..crate::limits::POOL_SPIN_ITERATIONS {
+        if ready() {
+            return Some(JOB_GENERATION.load(Ordering::Acquire));
+        }
+        core::hint::spin_loop();
+    }
+    None
 }
 
 /// Runs `work(core_index, core_count)` once on every online core (the caller's share runs on
@@ -246,21 +304,32 @@ pub fn run_on_all_cores(work: &(dyn Fn(usize, usize) + Sync)) {
     JOB_WORKERS_DONE.store(0, Ordering::Release);
     JOB_PARTICIPANTS.store(count, Ordering::Release);
     JOB_CALLER.store(caller, Ordering::Release);
-    JOB_GENERATION.fetch_add(1, Ordering::AcqRel);
+    JOB_GENERATION.fetch_add(1, Ordering::SeqCst);
+    // Only sleeping workers need the SGI; spinning ones see the new generation (see
+    // `worker_loop` for why no wake-up is lost).
     for core in (0..count).filter(|&c| c != caller) {
-        crate::interrupts::send_sgi(WAKE_SGI, core);
+        if is_sleeping(core) {
+            crate::interrupts::send_sgi(WAKE_SGI, core);
+        }
     }
     work(caller, count);
-    loop {
-        let were_enabled = cpu::mask_irqs();
-        if JOB_WORKERS_DONE.load(Ordering::Acquire) >= count - 1 {
+    let done = || JOB_WORKERS_DONE.load(Ordering::SeqCst) >= count - 1;
+    if spin_until(done).is_none() {
+        loop {
+            let were_enabled = cpu::mask_irqs();
+            // As in `worker_loop`: flag first, then check, so the last worker's SGI is not lost.
+            set_sleeping(caller, true);
+            if done() {
+                set_sleeping(caller, false);
+                cpu::restore_irqs(were_enabled);
+                break;
+            }
+            cpu::wait_for_interrupt();
+            set_sleeping(caller, false);
             cpu::restore_irqs(were_enabled);
-            break;
-        }
-        cpu::wait_for_interrupt();
-        cpu::restore_irqs(were_enabled);
-        if !were_enabled {
-            core::hint::spin_loop();
+            if !were_enabled {
+                core::hint::spin_loop();
+            }
         }
     }
     *JOB.lock() = None;
