@@ -34,9 +34,22 @@ fn main() {
 }
 
 /// The task programs, by name (user/NAME.S).
-const USER_TASKS: [&str; 8] = [
-    "hello", "spin", "fault", "undef", "fuzz", "ping", "pong", "latency",
+const USER_TASKS: [&str; 11] = [
+    "supervisor",
+    "hello",
+    "spin",
+    "fault",
+    "undef",
+    "fuzz",
+    "ping",
+    "pong",
+    "latency",
+    "syscall",
+    "switch",
 ];
+
+/// Files the task programs `#include` (user/NAME).
+const USER_INCLUDES: [&str; 1] = ["common.S"];
 
 fn run_tool(program: &str, arguments: &[&std::ffi::OsStr]) -> Result<(), String> {
     match std::process::Command::new(program).args(arguments).output() {
@@ -51,6 +64,10 @@ fn run_tool(program: &str, arguments: &[&std::ffi::OsStr]) -> Result<(), String>
 
 fn build_user_tasks(manifest_dir: &std::path::Path, out_dir: &std::path::Path, wanted: bool) {
     let mut entries = String::new();
+    for include in USER_INCLUDES {
+        let path = manifest_dir.join("user").join(include);
+        println!("cargo:rerun-if-changed={}", path.display());
+    }
     for name in USER_TASKS {
         let source = manifest_dir.join("user").join(format!("{name}.S"));
         println!("cargo:rerun-if-changed={}", source.display());

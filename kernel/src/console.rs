@@ -164,7 +164,8 @@ pub fn read_byte() -> u8 {
             }
         }
         if were_enabled {
-            cpu::wait_for_interrupt();
+            // Idle: core 0 runs its tasks until the next interrupt (a received byte ends it).
+            crate::task::console_wait();
         } else {
             core::hint::spin_loop();
         }

@@ -48,6 +48,12 @@ pub fn enable_uart_interrupt(id: u32) {
     }
 }
 
+/// True when the console's UART raises a receive interrupt (else the console polls it on
+/// every wake-up, and core 0 must keep its tick).
+pub fn console_has_interrupt() -> bool {
+    UART_INTERRUPT.load(Ordering::Relaxed) != 0
+}
+
 /// Sends SGI `id` to `core`.
 pub fn send_sgi(id: u32, core: usize) {
     if let Some(controller) = controller() {
@@ -62,9 +68,11 @@ pub fn handle_irq() {
     };
     while let Some(id) = controller.acknowledge() {
         if id == timer::interrupt_id() {
-            timer::on_tick();
-            if let Some(core) = smp::PER_CORE.get(cpu::core_index()) {
-                core.ticks.fetch_add(1, Ordering::Relaxed);
+            // A one-shot wake-up (task timer) is not a tick: only the periodic one counts.
+            if timer::on_tick() {
+                if let Some(core) = smp::PER_CORE.get(cpu::core_index()) {
+                    core.ticks.fetch_add(1, Ordering::Relaxed);
+                }
             }
         } else if id == UART_INTERRUPT.load(Ordering::Relaxed) {
             crate::console::on_receive_interrupt();

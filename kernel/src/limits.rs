@@ -33,6 +33,11 @@ pub const FRAME_POOL_RESERVE: u64 = 16 * 1024 * 1024;
 /// QEMU brings a vCPU up in well under 10 ms even on a loaded 2-core host.
 pub const SECONDARY_START_TIMEOUT_MS: u64 = 1000;
 
+/// How long the console's `kill` waits for a task to leave the core it runs on. The wake-up SGI
+/// makes that tens of microseconds; the bound is for a vCPU the host does not run for a while
+/// (TCG on a loaded host), not a real delay.
+pub const KILL_WAIT_MS: u64 = 2000;
+
 /// Largest device tree accepted, in bytes. Real trees are 30-80 KiB; the early boot window maps
 /// at most this much (as 2 MiB blocks).
 pub const MAX_DEVICE_TREE_SIZE: usize = 2 * 1024 * 1024;

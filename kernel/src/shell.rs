@@ -59,8 +59,8 @@ pub struct Command {
 pub static COMMANDS: &[Command] = &[
     Command {
         name: "spawn",
-        usage: "NAME [CORE]",
-        summary: "start an embedded EL0 task, optionally pinned to a worker core (no NAME: list)",
+        usage: "NAME [CORE [COUNT]]",
+        summary: "start COUNT copies of an embedded EL0 task, optionally pinned to a core (no NAME: list)",
         run: crate::task::command_spawn,
     },
     Command {
@@ -78,7 +78,7 @@ pub static COMMANDS: &[Command] = &[
     Command {
         name: "kill",
         usage: "ID",
-        summary: "stop a task (it is not restarted)",
+        summary: "stop a task (it is not restarted; its memory and slot are freed)",
         run: crate::task::command_kill,
     },
     Command {
@@ -338,7 +338,12 @@ fn dispatch(line: &str) {
     let words = Words::split(line);
     let Some(name) = words.command() else { return };
     match COMMANDS.iter().find(|command| command.name == name) {
-        Some(command) => (command.run)(words.arguments(), line),
+        Some(command) => {
+            // Core 0 runs tasks only while the shell waits for input.
+            crate::task::console_busy();
+            (command.run)(words.arguments(), line);
+            crate::task::console_idle();
+        }
         None => println!("unknown command: {name} (try 'help')"),
     }
 }

@@ -1,92 +1,76 @@
-// latency: a latency-sensitive task. 100 times: read the time (`get_time`, 7), `sleep` (5) for
-// 2 ms, read the time again; the wake-up delay is (after - before - 2 ms). Logs
-// "wakeup delay us: mean=M max=X" and exits. Delays include the scheduler tick granularity.
-    .section .text
+// latency: a latency-sensitive task. ROUNDS times: read the time (`get_time`), `sleep` for
+// 2 ms, read the time again; the wake-up delay is (after - before - 2 ms), kept in `samples`.
+// Then sorts the samples and logs "bench case=wakeup ops=ROUNDS sleep_ns=2000000 p50_ns=P
+// p99_ns=Q max_ns=M mean_ns=A" (nearest rank: p50 is the 50th of 100, p99 the 99th) and exits.
+#include "common.S"
+    .equ    ROUNDS, 100
+    .equ    SLEEP_NS, 2000000
+
     .global _start
 _start:
-    mov     x19, #100               // rounds left
+    mov     x19, #0                 // round
     mov     x20, #0                 // sum of delays (ns)
-    mov     x21, #0                 // max delay (ns)
-    ldr     x22, =2000000           // requested sleep (ns)
+    ldr     x22, =SLEEP_NS
+    adr     x25, samples
 round:
-    mov     x8, #7
-    svc     #0
-    mov     x23, x1                 // before
+    GET_TIME x23                    // before
     mov     x0, x22
-    mov     x8, #5
+    mov     x8, #SYS_SLEEP
     svc     #0
-    mov     x8, #7
-    svc     #0
-    sub     x9, x1, x23
+    GET_TIME x9
+    sub     x9, x9, x23
     subs    x9, x9, x22
     csel    x9, xzr, x9, lo         // never negative
+    str     x9, [x25, x19, lsl #3]
     add     x20, x20, x9
-    cmp     x9, x21
-    csel    x21, x9, x21, hi
-    subs    x19, x19, #1
+    add     x19, x19, #1
+    cmp     x19, #ROUNDS
     b.ne    round
-    // Build the message in `text`: prefix, mean (us), " max=", max (us).
-    adr     x24, text
-    adr     x0, prefix
-    mov     x1, #(prefix_end - prefix)
-    bl      append
-    mov     x9, #100
+    bl      sort_samples
+    LINE_START
+    APPEND_TEXT "bench case=wakeup ops="
+    mov     x0, #ROUNDS
+    bl      append_decimal
+    APPEND_TEXT " sleep_ns="
+    APPEND_NUMBER x22
+    APPEND_TEXT " p50_ns="
+    ldr     x0, [x25, #((ROUNDS / 2 - 1) * 8)]
+    bl      append_decimal
+    APPEND_TEXT " p99_ns="
+    ldr     x0, [x25, #((ROUNDS * 99 / 100 - 1) * 8)]
+    bl      append_decimal
+    APPEND_TEXT " max_ns="
+    ldr     x0, [x25, #((ROUNDS - 1) * 8)]
+    bl      append_decimal
+    APPEND_TEXT " mean_ns="
+    mov     x9, #ROUNDS
     udiv    x0, x20, x9
-    mov     x9, #1000
-    udiv    x0, x0, x9
     bl      append_decimal
-    adr     x0, middle
-    mov     x1, #(middle_end - middle)
-    bl      append
-    mov     x9, #1000
-    udiv    x0, x21, x9
-    bl      append_decimal
-    adr     x0, text
-    sub     x1, x24, x0
-    mov     x8, #9
-    svc     #0
-    mov     x0, #0
-    mov     x8, #8
-    svc     #0
-1:  b       1b
+    LOG_LINE
+    EXIT    0
+9:  b       9b
 
-append:                             // copy x1 bytes from x0 to x24 (advanced)
-    cbz     x1, 2f
-    ldrb    w9, [x0], #1
-    strb    w9, [x24], #1
-    sub     x1, x1, #1
-    b       append
-2:  ret
-
-append_decimal:                     // write x0 in decimal at x24 (advanced)
-    adr     x10, digits_end
-    mov     x11, x10
-    mov     x12, #10
-3:  udiv    x13, x0, x12
-    msub    x14, x13, x12, x0
-    add     x14, x14, #'0'
-    strb    w14, [x11, #-1]!
-    mov     x0, x13
-    cbnz    x0, 3b
-4:  cmp     x11, x10
-    b.eq    5f
-    ldrb    w9, [x11], #1
-    strb    w9, [x24], #1
-    b       4b
-5:  ret
-
-    .section .rodata
-prefix:
-    .ascii  "wakeup delay us: mean="
-prefix_end:
-middle:
-    .ascii  " max="
-middle_end:
+sort_samples:                       // insertion sort of the ROUNDS words at x25, ascending
+    mov     x2, #1                  // i
+1:  cmp     x2, #ROUNDS
+    b.hs    4f
+    ldr     x3, [x25, x2, lsl #3]   // key
+    sub     x4, x2, #1              // j
+2:  tbnz    x4, #63, 3f             // j < 0
+    ldr     x5, [x25, x4, lsl #3]
+    cmp     x5, x3
+    b.ls    3f
+    add     x6, x4, #1
+    str     x5, [x25, x6, lsl #3]
+    sub     x4, x4, #1
+    b       2b
+3:  add     x6, x4, #1
+    str     x3, [x25, x6, lsl #3]
+    add     x2, x2, #1
+    b       1b
+4:  ret
 
     .section .bss
     .balign 16
-text:
-    .space  128
-digits:
-    .space  32
-digits_end:
+samples:
+    .space  (ROUNDS * 8)

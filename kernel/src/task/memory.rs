@@ -64,7 +64,7 @@ impl PhysicalMemory for FrameAllocator {
 
 /// Copies through the owning task's page tables and the linear map.
 pub struct LinearUserMemory<'a> {
-    pub contexts: &'a mut Vec<TaskContext>,
+    pub contexts: &'a mut Vec<Option<TaskContext>>,
     pub frames: &'a mut FrameAllocator,
 }
 
@@ -86,6 +86,7 @@ impl LinearUserMemory<'_> {
         let context = self
             .contexts
             .get(owner.index_usize())
+            .and_then(Option::as_ref)
             .ok_or(error(slice.addr()))?;
         let mut done = 0usize;
         while done < length {

@@ -14,32 +14,39 @@ pub const MAX_CORES: usize = 8;
 /// priority inversions.
 pub const PRIORITY_LEVELS: u8 = 8;
 
-/// Period of the scheduler tick in nanoseconds (1 kHz). Short enough that a round-robin turn
-/// among a handful of tasks stays in the low milliseconds; long enough that tick overhead under
-/// QEMU's TCG stays well under 1 % of a core.
-pub const TICK_PERIOD_NANOS: u64 = 1_000_000;
+/// Period of the scheduler tick the [`crate::policy::DefaultPolicy`] assumes unless it is
+/// built for the real one ([`crate::policy::DefaultPolicy::for_tick_period`]): 1 kHz, the
+/// clock of the host tests. The kernel ticks at its own rate (kernel/src/limits.rs `TICK_HZ`,
+/// 100 Hz because every interrupt is expensive under TCG) and builds its policy for that;
+/// sleeps and timers do not depend on the tick at all (they fire at their deadline).
+pub const DEFAULT_TICK_PERIOD_NANOS: u64 = 1_000_000;
 
-/// Time slice of the default policy, in ticks (5 ms): long enough to amortise a context
-/// switch and TLB warm-up, short enough that an interactive task behind two spinners waits
-/// about 10 ms at worst at equal priority.
-pub const DEFAULT_SLICE_TICKS: u64 = 5;
+/// Time slice of the default policy (5 ms), rounded up to whole ticks of the scheduler's
+/// clock: long enough to amortise a context switch and TLB warm-up, short enough that an
+/// interactive task behind two spinners waits about 10 ms at worst at equal priority (at the
+/// kernel's 100 Hz tick the slice is one tick, 10 ms, and the wait 20 ms).
+pub const DEFAULT_SLICE_NANOS: u64 = 5_000_000;
+
+/// [`DEFAULT_SLICE_NANOS`] in ticks of [`DEFAULT_TICK_PERIOD_NANOS`].
+pub const DEFAULT_SLICE_TICKS: u64 = DEFAULT_SLICE_NANOS.div_ceil(DEFAULT_TICK_PERIOD_NANOS);
 
 /// Smallest slice any policy may grant: a replaceable policy returning 0 would otherwise make
 /// the scheduler spin re-picking on every tick.
 pub const MIN_SLICE_TICKS: u64 = 1;
 
-/// Largest slice any policy may grant (100 ms): bounds how long a misbehaving replaceable
-/// policy can let one task monopolise a core.
+/// Largest slice any policy may grant (100 ticks: 100 ms at 1 kHz, 1 s at the kernel's 100 Hz):
+/// bounds how long a misbehaving replaceable policy can let one task monopolise a core.
 pub const MAX_SLICE_TICKS: u64 = 100;
 
 /// A runnable task that has waited this long is picked next whatever its priority (50 ms):
 /// the default policy's guarantee that a spinning high-priority task cannot starve the rest.
 /// Ten default slices, so priorities still dominate in normal operation.
-pub const STARVATION_THRESHOLD_NANOS: u64 = 50 * TICK_PERIOD_NANOS;
+pub const STARVATION_THRESHOLD_NANOS: u64 = 50_000_000;
 
-/// Ticks of core 0 between two load-balancing passes (10 ms): often enough to spread a burst
-/// of new batch tasks quickly, rarely enough that migrations (cold caches) stay rare.
-pub const BALANCE_INTERVAL_TICKS: u64 = 10;
+/// Time between two load-balancing passes (10 ms), run by whichever core's tick comes first
+/// after it: often enough to spread a burst of new batch tasks quickly, rarely enough that
+/// migrations (cold caches) stay rare.
+pub const BALANCE_INTERVAL_NANOS: u64 = 10_000_000;
 
 /// Regions in one task's address-space map: text, rodata, data, bss, stack and a few device or
 /// shared windows. A fixed bound keeps the user-slice check a short linear scan.
@@ -55,16 +62,16 @@ pub const COPY_CHUNK_BYTES: usize = 256;
 pub const MAX_TIMER_ENTRIES: usize = 4 * MAX_TASKS;
 
 /// First restart delay after a fault (10 ms): a transient fault recovers almost at once.
-pub const INITIAL_BACKOFF_NANOS: u64 = 10 * TICK_PERIOD_NANOS;
+pub const INITIAL_BACKOFF_NANOS: u64 = 10_000_000;
 
 /// Largest restart delay (10 s): a task that faults at start-up costs the system one restart
 /// every 10 s at worst, and an operator still sees it come back.
-pub const MAX_BACKOFF_NANOS: u64 = 10_000 * TICK_PERIOD_NANOS;
+pub const MAX_BACKOFF_NANOS: u64 = 10_000_000_000;
 
 /// A task that has run this long since its last restart without faulting is considered healthy
 /// again and its back-off returns to the initial delay (30 s, three times the maximum delay, so
 /// a task stuck in a crash loop never looks healthy between two crashes).
-pub const HEALTHY_RESET_NANOS: u64 = 30_000 * TICK_PERIOD_NANOS;
+pub const HEALTHY_RESET_NANOS: u64 = 30_000_000_000;
 
 /// Program headers an ELF task image may have. Linkers emit 4 to 8 for a static executable
 /// (LOAD segments, GNU_STACK, notes); 16 leaves room and bounds the parse.

@@ -8,7 +8,9 @@
 //! eBPF or WASM hook) can make scheduling worse but cannot lose a task, idle a core with work
 //! waiting, or hand a task the CPU forever.
 
-use crate::limits::{DEFAULT_SLICE_TICKS, STARVATION_THRESHOLD_NANOS};
+use crate::limits::{
+    DEFAULT_SLICE_NANOS, DEFAULT_SLICE_TICKS, DEFAULT_TICK_PERIOD_NANOS, STARVATION_THRESHOLD_NANOS,
+};
 use crate::sched::{CoreId, Priority};
 use crate::time::{Instant, Ticks};
 use abi::TaskId;
@@ -124,9 +126,27 @@ pub struct DefaultPolicy {
 }
 
 impl Default for DefaultPolicy {
+    /// The policy for a 1 kHz tick ([`DEFAULT_TICK_PERIOD_NANOS`]).
     fn default() -> Self {
         DefaultPolicy {
             slice: Ticks(DEFAULT_SLICE_TICKS),
+            starvation_threshold_nanos: STARVATION_THRESHOLD_NANOS,
+        }
+    }
+}
+
+impl DefaultPolicy {
+    /// The policy for a scheduler ticking every `tick_period_nanos`: the slice is
+    /// [`DEFAULT_SLICE_NANOS`] rounded up to whole ticks (at least one), so that a slice means
+    /// the same time whatever the kernel's tick rate.
+    pub fn for_tick_period(tick_period_nanos: u64) -> DefaultPolicy {
+        let period = if tick_period_nanos == 0 {
+            DEFAULT_TICK_PERIOD_NANOS
+        } else {
+            tick_period_nanos
+        };
+        DefaultPolicy {
+            slice: Ticks(DEFAULT_SLICE_NANOS.div_ceil(period).max(1)),
             starvation_threshold_nanos: STARVATION_THRESHOLD_NANOS,
         }
     }
@@ -180,6 +200,19 @@ mod tests {
         let view = RunQueueView::new(CoreId(0), Instant(40), &entries, &[]);
         let mut policy = DefaultPolicy::default();
         assert_eq!(policy.pick_next(CoreId(0), &view), Some(entries[1].task));
+    }
+
+    #[test]
+    fn the_slice_is_the_same_time_at_any_tick_rate() {
+        assert_eq!(DefaultPolicy::for_tick_period(1_000_000).slice, Ticks(5));
+        assert_eq!(
+            DefaultPolicy::for_tick_period(1_000_000),
+            DefaultPolicy::default()
+        );
+        assert_eq!(DefaultPolicy::for_tick_period(10_000_000).slice, Ticks(1));
+        assert_eq!(DefaultPolicy::for_tick_period(2_000_000).slice, Ticks(3));
+        assert_eq!(DefaultPolicy::for_tick_period(0), DefaultPolicy::default());
+        assert_eq!(DefaultPolicy::for_tick_period(u64::MAX).slice, Ticks(1));
     }
 
     #[test]

@@ -10,13 +10,15 @@
 //!
 //! Time: the kernel calls [`Scheduler::tick`] from each core's timer interrupt. A tick charges
 //! the current task, counts down its slice and, when the slice is spent or a more urgent task
-//! was woken onto the core, puts it at the back of the queue and dispatches again. Core 0's
-//! tick also runs [`Scheduler::balance`] every [`BALANCE_INTERVAL_TICKS`]. A core whose queue
-//! is empty steals a waiting task from the busiest core before going idle.
+//! was woken onto the core, puts it at the back of the queue and dispatches again. The first
+//! tick of any core after [`BALANCE_INTERVAL_NANOS`] have passed also runs
+//! [`Scheduler::balance`] (by time, not by one core's ticks, so balancing goes on whichever
+//! cores are busy in the kernel). A core whose queue is empty steals a waiting task from the
+//! busiest core before going idle.
 
 use crate::histogram::WaitHistogram;
 use crate::limits::{
-    BALANCE_INTERVAL_TICKS, MAX_CORES, MAX_SLICE_TICKS, MAX_TASKS, MIN_SLICE_TICKS, PRIORITY_LEVELS,
+    BALANCE_INTERVAL_NANOS, MAX_CORES, MAX_SLICE_TICKS, MAX_TASKS, MIN_SLICE_TICKS, PRIORITY_LEVELS,
 };
 use crate::policy::{DefaultPolicy, QueuedTask, RunQueueView, SchedPolicy, TaskStats};
 use crate::time::Instant;
@@ -129,12 +131,27 @@ struct Current {
     ticks_used: u64,
 }
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 struct CoreState {
     queue: Vec<QueuedTask>,
     current: Option<Current>,
     reschedule_pending: bool,
+    /// False while the core's kernel work keeps it from tasks for an unknown time (the console
+    /// core running a command): nothing is dispatched there and new work goes elsewhere.
+    available: bool,
     stats: CoreStats,
+}
+
+impl Default for CoreState {
+    fn default() -> Self {
+        CoreState {
+            queue: Vec::new(),
+            current: None,
+            reschedule_pending: false,
+            available: true,
+            stats: CoreStats::default(),
+        }
+    }
 }
 
 impl CoreState {
@@ -169,7 +186,7 @@ pub struct Scheduler<P: SchedPolicy> {
     policy: P,
     fallback: DefaultPolicy,
     policy_rejections: u64,
-    balance_countdown: u64,
+    next_balance: Instant,
 }
 
 impl<P: SchedPolicy> Scheduler<P> {
@@ -191,7 +208,7 @@ impl<P: SchedPolicy> Scheduler<P> {
             policy,
             fallback: DefaultPolicy::default(),
             policy_rejections: 0,
-            balance_countdown: BALANCE_INTERVAL_TICKS,
+            next_balance: Instant(BALANCE_INTERVAL_NANOS),
         }
     }
 
@@ -301,7 +318,12 @@ impl<P: SchedPolicy> Scheduler<P> {
     }
 
     fn choose_core(&self, entry: &Entry) -> Option<CoreId> {
-        let allowed = |core: &CoreId| entry.affinity.contains(*core);
+        // Available cores of the affinity; a task pinned to unavailable cores waits on them.
+        let any_available = (0..self.cores.len())
+            .any(|core| entry.affinity.contains(CoreId(core)) && self.cores[core].available);
+        let allowed = |core: &CoreId| {
+            entry.affinity.contains(*core) && (self.cores[core.0].available || !any_available)
+        };
         let least = (0..self.cores.len())
             .map(CoreId)
             .filter(allowed)
@@ -336,7 +358,7 @@ impl<P: SchedPolicy> Scheduler<P> {
         });
         self.entries[id.index_usize()].location = Location::Queued(core);
         let kick = match state.current {
-            None => true,
+            None => state.available,
             Some(current) => {
                 priority.is_more_urgent_than(self.stats[current.task.index_usize()].priority)
             }
@@ -379,6 +401,9 @@ impl<P: SchedPolicy> Scheduler<P> {
         state.reschedule_pending = false;
         if let Some(current) = state.current {
             return Some(current.task);
+        }
+        if !state.available {
+            return None;
         }
         if state.queue.is_empty() {
             self.steal_for(core);
@@ -461,7 +486,8 @@ impl<P: SchedPolicy> Scheduler<P> {
     }
 
     /// The timer tick of `core`: charges the current task, preempts it when its slice is spent
-    /// or a more urgent task is waiting, and on core 0 balances periodically. Returns the task
+    /// or a more urgent task is waiting, and balances when [`BALANCE_INTERVAL_NANOS`] have
+    /// passed since the last pass. Returns the task
     /// to run (which may be the same).
     pub fn tick(&mut self, core: CoreId, now: Instant) -> Option<TaskId> {
         let state = self.cores.get_mut(core.0)?;
@@ -476,12 +502,9 @@ impl<P: SchedPolicy> Scheduler<P> {
             }
             None => state.stats.idle_ticks += 1,
         }
-        if core.0 == 0 {
-            self.balance_countdown = self.balance_countdown.saturating_sub(1);
-            if self.balance_countdown == 0 {
-                self.balance_countdown = BALANCE_INTERVAL_TICKS;
-                self.balance();
-            }
+        if now >= self.next_balance {
+            self.next_balance = now.plus_nanos(BALANCE_INTERVAL_NANOS);
+            self.balance();
         }
         if expired {
             if let Some(task) = self.put_back_current(core, now) {
@@ -548,7 +571,7 @@ impl<P: SchedPolicy> Scheduler<P> {
             for from in 0..self.cores.len() {
                 for to in 0..self.cores.len() {
                     let (from_load, to_load) = (self.cores[from].load(), self.cores[to].load());
-                    if from == to || from_load < to_load + 2 {
+                    if from == to || from_load < to_load + 2 || !self.cores[to].available {
                         continue;
                     }
                     let gap = from_load - to_load;
@@ -578,6 +601,56 @@ impl<P: SchedPolicy> Scheduler<P> {
             moved += 1;
         }
         moved
+    }
+
+    /// Makes `core` available for tasks or not. Taking it away puts its current task back in
+    /// its queue and moves every queued task that may run on an available core to the least
+    /// loaded one (tasks pinned to this core wait for it); those cores are marked for a kick.
+    /// Returns the number of tasks moved.
+    pub fn set_core_available(&mut self, core: CoreId, available: bool, now: Instant) -> usize {
+        let Some(state) = self.cores.get_mut(core.0) else {
+            return 0;
+        };
+        if state.available == available {
+            return 0;
+        }
+        state.available = available;
+        if available {
+            state.reschedule_pending = true;
+            return 0;
+        }
+        self.put_back_current(core, now);
+        let mut moved = 0;
+        let mut position = 0;
+        while position < self.cores[core.0].queue.len() {
+            let queued = self.cores[core.0].queue[position];
+            let affinity = self.entries[queued.task.index_usize()].affinity;
+            let destination = (0..self.cores.len())
+                .filter(|other| {
+                    *other != core.0
+                        && self.cores[*other].available
+                        && affinity.contains(CoreId(*other))
+                })
+                .min_by_key(|other| self.cores[*other].load());
+            let Some(destination) = destination else {
+                position += 1;
+                continue;
+            };
+            self.cores[core.0].queue.remove(position);
+            self.cores[destination].queue.push(queued);
+            self.entries[queued.task.index_usize()].location =
+                Location::Queued(CoreId(destination));
+            self.cores[destination].stats.migrations_in += 1;
+            self.cores[destination].reschedule_pending = true;
+            moved += 1;
+        }
+        self.cores[core.0].reschedule_pending = false;
+        moved
+    }
+
+    /// Whether `core` takes tasks (see [`Scheduler::set_core_available`]).
+    pub fn core_available(&self, core: CoreId) -> bool {
+        self.cores.get(core.0).is_some_and(|state| state.available)
     }
 
     /// Cores with a pending reschedule (the kernel sends them an SGI).
@@ -638,7 +711,9 @@ impl<P: SchedPolicy> Scheduler<P> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::limits::{DEFAULT_SLICE_TICKS, STARVATION_THRESHOLD_NANOS, TICK_PERIOD_NANOS};
+    use crate::limits::{
+        DEFAULT_SLICE_TICKS, DEFAULT_TICK_PERIOD_NANOS, STARVATION_THRESHOLD_NANOS,
+    };
     use crate::time::Ticks;
     use abi::Generation;
 
@@ -653,7 +728,7 @@ mod tests {
     /// Runs `ticks` ticks on every core with spinning tasks (nothing blocks).
     fn run(sched: &mut Scheduler<impl SchedPolicy>, from_tick: u64, ticks: u64) {
         for tick in from_tick..from_tick + ticks {
-            let now = Instant(tick * TICK_PERIOD_NANOS);
+            let now = Instant(tick * DEFAULT_TICK_PERIOD_NANOS);
             for core in 0..sched.core_count() {
                 sched.tick(CoreId(core), now);
             }
@@ -679,7 +754,7 @@ mod tests {
         // Nobody waited longer than the other two slices.
         let p99 = sched.core_stats(CoreId(0)).unwrap().wait.p99().unwrap();
         assert!(
-            p99 <= 2 * DEFAULT_SLICE_TICKS * TICK_PERIOD_NANOS,
+            p99 <= 2 * DEFAULT_SLICE_TICKS * DEFAULT_TICK_PERIOD_NANOS,
             "p99 wait {p99}"
         );
     }
@@ -703,9 +778,12 @@ mod tests {
             high > 4 * low,
             "priority must still dominate: high {high}, low {low}"
         );
-        assert!(low >= 2000 / (STARVATION_THRESHOLD_NANOS / TICK_PERIOD_NANOS + 1) - 1);
+        assert!(low >= 2000 / (STARVATION_THRESHOLD_NANOS / DEFAULT_TICK_PERIOD_NANOS + 1) - 1);
         let max_wait = sched.stats(id(1)).unwrap().last_wait_nanos;
-        assert!(max_wait <= STARVATION_THRESHOLD_NANOS + DEFAULT_SLICE_TICKS * TICK_PERIOD_NANOS);
+        assert!(
+            max_wait
+                <= STARVATION_THRESHOLD_NANOS + DEFAULT_SLICE_TICKS * DEFAULT_TICK_PERIOD_NANOS
+        );
     }
 
     #[test]
@@ -788,6 +866,67 @@ mod tests {
                 "task {index} got {ticks} of 200 ticks"
             );
         }
+    }
+
+    #[test]
+    fn balancing_runs_on_any_core_tick_once_the_interval_has_passed() {
+        let mut sched = scheduler(3);
+        for index in 0..6 {
+            sched
+                .register(id(index), Priority(4), CoreMask::ALL)
+                .unwrap();
+            sched.enqueue_on(id(index), CoreId(2), Instant::ZERO);
+        }
+        // Only core 2 ticks (cores 0 and 1 are busy in the kernel): before the interval
+        // nothing moves, at it the queue is spread.
+        sched.tick(CoreId(2), Instant(BALANCE_INTERVAL_NANOS - 1));
+        assert_eq!(sched.core_stats(CoreId(0)).unwrap().migrations_in, 0);
+        sched.tick(CoreId(2), Instant(BALANCE_INTERVAL_NANOS));
+        let moved_in: u64 = (0..2)
+            .map(|core| sched.core_stats(CoreId(core)).unwrap().migrations_in)
+            .sum();
+        assert_eq!(moved_in, 4, "two tasks each to cores 0 and 1");
+        assert!(sched.cores_to_kick().contains(CoreId(0)));
+        assert_eq!(sched.check_invariants(), Ok(()));
+    }
+
+    #[test]
+    fn an_unavailable_core_hands_its_work_on_and_takes_none_until_back() {
+        let mut sched = scheduler(2);
+        sched.register(id(0), Priority(4), CoreMask::ALL).unwrap();
+        sched.register(id(1), Priority(4), CoreMask::ALL).unwrap();
+        sched
+            .register(id(2), Priority(4), CoreMask::only(CoreId(0)))
+            .unwrap();
+        for index in 0..3 {
+            sched.enqueue_on(id(index), CoreId(0), Instant::ZERO);
+        }
+        assert_eq!(sched.dispatch(CoreId(0), Instant::ZERO), Some(id(0)));
+        // The console core starts a command: its current and movable queued tasks leave.
+        assert_eq!(sched.set_core_available(CoreId(0), false, Instant(1)), 2);
+        assert!(!sched.core_available(CoreId(0)));
+        assert_eq!(sched.location(id(0)), Location::Queued(CoreId(1)));
+        assert_eq!(sched.location(id(1)), Location::Queued(CoreId(1)));
+        assert_eq!(
+            sched.location(id(2)),
+            Location::Queued(CoreId(0)),
+            "pinned: waits"
+        );
+        assert!(sched.cores_to_kick().contains(CoreId(1)));
+        assert!(!sched.cores_to_kick().contains(CoreId(0)));
+        assert_eq!(sched.dispatch(CoreId(0), Instant(2)), None);
+        assert_eq!(sched.set_core_available(CoreId(0), false, Instant(2)), 0);
+        // New work avoids it; balancing does not move work onto it.
+        sched.register(id(3), Priority(4), CoreMask::ALL).unwrap();
+        let enqueued = sched.enqueue(id(3), Instant(3)).unwrap();
+        assert_eq!(enqueued.core, CoreId(1));
+        assert_eq!(sched.balance(), 0);
+        assert_eq!(sched.check_invariants(), Ok(()));
+        // Back: it runs its pinned task, then steals.
+        sched.set_core_available(CoreId(0), true, Instant(4));
+        assert!(sched.cores_to_kick().contains(CoreId(0)));
+        assert_eq!(sched.dispatch(CoreId(0), Instant(4)), Some(id(2)));
+        assert_eq!(sched.check_invariants(), Ok(()));
     }
 
     #[test]

@@ -141,6 +141,9 @@ pub enum TaskState {
     Faulted(FaultKind),
     /// Ended by `exit`.
     Exited(u32),
+    /// No task: the slot was released (its last occupant exited or was killed) and waits to be
+    /// reused by a spawn, under the next generation.
+    Vacant,
 }
 
 impl TaskState {
@@ -157,7 +160,7 @@ impl TaskState {
             TaskState::Blocked(BlockReason::InReceive { .. }) => TaskStateCode::InReceive,
             TaskState::Blocked(BlockReason::Sleeping { .. }) => TaskStateCode::Sleeping,
             TaskState::Faulted(_) => TaskStateCode::Faulted,
-            TaskState::Exited(_) => TaskStateCode::Exited,
+            TaskState::Exited(_) | TaskState::Vacant => TaskStateCode::Exited,
         }
     }
 }
@@ -230,6 +233,7 @@ pub struct TaskSystem<P: SchedPolicy> {
     next_sequence: u64,
     supervisor: Option<usize>,
     kicks: CoreMask,
+    timer_epoch: u64,
 }
 
 fn violation(task: Option<usize>, what: &'static str) -> Result<(), InvariantViolation> {
@@ -246,6 +250,7 @@ impl<P: SchedPolicy> TaskSystem<P> {
             next_sequence: 0,
             supervisor: None,
             kicks: CoreMask::NONE,
+            timer_epoch: 0,
         }
     }
 
@@ -259,12 +264,20 @@ impl<P: SchedPolicy> TaskSystem<P> {
         &mut self.scheduler
     }
 
-    /// Number of task slots in use.
+    /// Size of the task table: slot indices below it exist, though some may be vacant.
     pub fn task_count(&self) -> usize {
         self.slots.len()
     }
 
-    /// Current id of slot `index`.
+    /// Slots holding a task (alive or stopped, not vacant).
+    pub fn occupied_count(&self) -> usize {
+        self.slots
+            .iter()
+            .filter(|slot| slot.state != TaskState::Vacant)
+            .count()
+    }
+
+    /// Current id of slot `index` (for a vacant slot, the id of its last occupant).
     pub fn task_id(&self, index: usize) -> Option<TaskId> {
         self.slots.get(index).map(|slot| slot.id(index))
     }
@@ -274,9 +287,17 @@ impl<P: SchedPolicy> TaskSystem<P> {
         self.slots.get(index).map(|slot| slot.state)
     }
 
-    /// Descriptor of slot `index`.
+    /// Descriptor of slot `index` (`None` when vacant).
     pub fn descriptor(&self, index: usize) -> Option<&TaskDescriptor> {
-        self.slots.get(index).map(|slot| &slot.descriptor)
+        self.slots
+            .get(index)
+            .filter(|slot| slot.state != TaskState::Vacant)
+            .map(|slot| &slot.descriptor)
+    }
+
+    /// The supervisor's slot, if one was spawned.
+    pub fn supervisor_index(&self) -> Option<usize> {
+        self.supervisor
     }
 
     /// Pending notification bits of slot `index`.
@@ -291,9 +312,44 @@ impl<P: SchedPolicy> TaskSystem<P> {
             .and_then(|slot| slot.timer.map(|(_, bits)| bits))
     }
 
-    /// Earliest armed timer, for a tickless kernel to program its comparator.
+    /// Earliest armed timer (possibly a cancelled one: firing early only costs a pass).
     pub fn next_timer_deadline(&self) -> Option<Instant> {
         self.timers.next_deadline()
+    }
+
+    /// Earliest live timer armed on `core`: what the kernel programs that core's one-shot
+    /// comparator for, so that sleeps and notification timers fire at their deadline rather
+    /// than at the next tick. A scan of the queue (a few entries per sleeping task).
+    /// Timers armed on a core that is unavailable for tasks (its kernel work may keep it for
+    /// long) count for every available core instead, so they still fire on time.
+    pub fn next_timer_deadline_on(&self, core: CoreId) -> Option<Instant> {
+        let available = self.scheduler.core_available(core);
+        self.timers
+            .iter()
+            .filter(|entry| {
+                let ours =
+                    entry.core == core || (available && !self.scheduler.core_available(entry.core));
+                ours && Self::timer_is_live(&self.slots, entry)
+            })
+            .map(|entry| entry.deadline)
+            .min()
+    }
+
+    /// Makes `core` available for tasks or not (see [`Scheduler::set_core_available`]); the
+    /// cores that received its tasks are kicked. Timers armed on it are then also due on every
+    /// available core, so the caller should let those reprogram ([`TaskSystem::timer_epoch`]
+    /// moves).
+    pub fn set_core_available(&mut self, core: CoreId, available: bool, now: Instant) {
+        if self.scheduler.core_available(core) != available {
+            self.scheduler.set_core_available(core, available, now);
+            self.timer_epoch += 1;
+        }
+    }
+
+    /// Changes whenever a timer is armed or fired: a kernel that programmed a comparator from
+    /// [`TaskSystem::next_timer_deadline_on`] need not look again until this moves.
+    pub fn timer_epoch(&self) -> u64 {
+        self.timer_epoch
     }
 
     /// Cores that must reschedule (send them an SGI); clears the set.
@@ -330,29 +386,35 @@ impl<P: SchedPolicy> TaskSystem<P> {
             .filter(|slot| slot.generation == task.generation())
     }
 
-    /// Adds a task and makes it runnable.
+    /// Adds a task and makes it runnable: in the lowest vacant slot under the generation after
+    /// its last occupant's (so ids of that occupant stay dead), or in a new slot.
     pub fn spawn(
         &mut self,
         descriptor: TaskDescriptor,
         now: Instant,
     ) -> Result<TaskId, SpawnError> {
-        let index = self.slots.len();
-        if index >= MAX_TASKS {
-            return Err(SpawnError::TableFull);
-        }
+        let vacant = self
+            .slots
+            .iter()
+            .position(|slot| slot.state == TaskState::Vacant);
+        let (index, generation) = match vacant {
+            Some(index) => (index, self.slots[index].generation.next()),
+            None if self.slots.len() < MAX_TASKS => (self.slots.len(), Generation(0)),
+            None => return Err(SpawnError::TableFull),
+        };
         if descriptor.supervisor && self.supervisor.is_some() {
             return Err(SpawnError::SecondSupervisor(descriptor.name));
         }
-        let id = TaskId::new(index as u16, Generation(0));
+        let id = TaskId::new(index as u16, generation);
         self.scheduler
             .register(id, descriptor.priority, descriptor.affinity)
             .map_err(SpawnError::Scheduler)?;
         if descriptor.supervisor {
             self.supervisor = Some(index);
         }
-        self.slots.push(TaskSlot {
+        let slot = TaskSlot {
             descriptor,
-            generation: Generation(0),
+            generation,
             state: TaskState::Runnable,
             notifications: 0,
             sleep_sequence: None,
@@ -360,9 +422,37 @@ impl<P: SchedPolicy> TaskSystem<P> {
             pending_return: None,
             start_requested: true,
             restarts: 0,
-        });
+        };
+        match self.slots.get_mut(index) {
+            Some(vacant) => *vacant = slot,
+            None => self.slots.push(slot),
+        }
         self.make_runnable(index, now);
         Ok(id)
+    }
+
+    /// Frees slot `index` for reuse once its task has ended for good (exited, or stopped and
+    /// not to be restarted): the kernel calls this after it got the task's memory back. Ids of
+    /// the slot keep failing with `DeadTask` (a spawn there takes the next generation).
+    pub fn release(&mut self, index: usize) -> Result<(), KernelError> {
+        let slot = self.slots.get_mut(index).ok_or(KernelError::NoSuchTask)?;
+        match slot.state {
+            TaskState::Exited(_) | TaskState::Faulted(_) => {}
+            TaskState::Vacant => return Err(KernelError::NoSuchTask),
+            _ => return Err(KernelError::NotFaulted),
+        }
+        slot.state = TaskState::Vacant;
+        slot.notifications = 0;
+        slot.sleep_sequence = None;
+        slot.timer = None;
+        slot.pending_return = None;
+        slot.start_requested = false;
+        let id = slot.id(index);
+        self.scheduler.unregister(id);
+        if self.supervisor == Some(index) {
+            self.supervisor = None;
+        }
+        Ok(())
     }
 
     /// The task current on `core`, dispatching one if the core is idle.
@@ -443,7 +533,7 @@ impl<P: SchedPolicy> TaskSystem<P> {
         let index = caller.index_usize();
         let flow = match Syscall::decode(number, args) {
             Err(error) => Err(ReturnRegisters::error(error)),
-            Ok(call) => self.dispatch_call(index, call, now, memory, log),
+            Ok(call) => self.dispatch_call(core, index, call, now, memory, log),
         };
         let effect = match flow {
             Ok(Flow::Return(result)) | Err(result) => {
@@ -472,6 +562,7 @@ impl<P: SchedPolicy> TaskSystem<P> {
     /// checks); `Ok` says whether it returns, blocked, yielded or exited.
     fn dispatch_call(
         &mut self,
+        core: CoreId,
         caller: usize,
         call: Syscall,
         now: Instant,
@@ -505,7 +596,7 @@ impl<P: SchedPolicy> TaskSystem<P> {
             Syscall::Sleep { nanoseconds: 0 } => Ok(Flow::Yielded),
             Syscall::Sleep { nanoseconds } => {
                 let until = now.plus_nanos(nanoseconds);
-                let sequence = self.arm(caller, until, TimerKind::Wake);
+                let sequence = self.arm(caller, core, until, TimerKind::Wake);
                 let slot = &mut self.slots[caller];
                 slot.sleep_sequence = Some(sequence);
                 slot.state = TaskState::Blocked(BlockReason::Sleeping { until });
@@ -519,7 +610,7 @@ impl<P: SchedPolicy> TaskSystem<P> {
                 deadline: Some(deadline),
                 bits,
             } => {
-                let sequence = self.arm(caller, Instant(deadline), TimerKind::Notify);
+                let sequence = self.arm(caller, core, Instant(deadline), TimerKind::Notify);
                 self.slots[caller].timer = Some((sequence, bits));
                 // A deadline already past fires now rather than one tick late.
                 self.fire_timers(now);
@@ -547,14 +638,16 @@ impl<P: SchedPolicy> TaskSystem<P> {
         }
     }
 
-    fn arm(&mut self, index: usize, deadline: Instant, kind: TimerKind) -> u64 {
+    fn arm(&mut self, index: usize, core: CoreId, deadline: Instant, kind: TimerKind) -> u64 {
         let sequence = self.sequence();
         let task = self.slots[index].id(index);
+        self.timer_epoch += 1;
         self.timers.push(TimerEntry {
             deadline,
             sequence,
             task,
             kind,
+            core,
         });
         if self.timers.needs_compaction() {
             let slots = &self.slots;
@@ -862,7 +955,10 @@ impl<P: SchedPolicy> TaskSystem<P> {
 
     /// What `task_info` and the console's `ps` report about slot `index`.
     pub fn task_info(&self, index: usize) -> Option<TaskInfoRecord> {
-        let slot = self.slots.get(index)?;
+        let slot = self
+            .slots
+            .get(index)
+            .filter(|slot| slot.state != TaskState::Vacant)?;
         let id = slot.id(index);
         let core = match self.scheduler.location(id) {
             Location::Queued(core) | Location::Running(core) => Some(core.0 as u8),
@@ -933,6 +1029,7 @@ impl<P: SchedPolicy> TaskSystem<P> {
                 ReturnRegisters::ok(&[record.kind, record.address, record.detail, id])
             }
             TaskState::Exited(code) => ReturnRegisters::ok(&[0, 0, code as u64, id]),
+            TaskState::Vacant => ReturnRegisters::error(KernelError::NoSuchTask),
             _ => ReturnRegisters::error(KernelError::NotFaulted),
         }
     }
@@ -990,7 +1087,22 @@ impl<P: SchedPolicy> TaskSystem<P> {
     }
 
     /// Stops a task from outside (console `kill`), whatever its state. The id must be current.
+    /// A task already stopped by a fault (waiting for its restart) is marked killed instead, so
+    /// that the supervisor leaves it stopped; an exited or killed one is `DeadTask`.
     pub fn kill(&mut self, task: TaskId, now: Instant) -> Result<(), KernelError> {
+        let index = task.index_usize();
+        if let Some(slot) = self.slots.get_mut(index) {
+            let faulted =
+                matches!(slot.state, TaskState::Faulted(kind) if kind != FaultKind::Killed);
+            if faulted && slot.generation == task.generation() {
+                slot.state = TaskState::Faulted(FaultKind::Killed);
+                if let Some(supervisor) = self.supervisor.filter(|supervisor| *supervisor != index)
+                {
+                    self.post_bits(supervisor, SUPERVISOR_FAULT_BIT, now);
+                }
+                return Ok(());
+            }
+        }
         let index = self.resolve(task).map_err(|_| KernelError::DeadTask)?;
         self.stop(index, TaskState::Faulted(FaultKind::Killed), now);
         Ok(())
@@ -1000,6 +1112,9 @@ impl<P: SchedPolicy> TaskSystem<P> {
     /// its image when it takes the start request.
     pub fn restart(&mut self, index: usize, now: Instant) -> Result<TaskId, KernelError> {
         let slot = self.slots.get_mut(index).ok_or(KernelError::NoSuchTask)?;
+        if slot.state == TaskState::Vacant {
+            return Err(KernelError::NoSuchTask);
+        }
         if slot.state.is_alive() {
             return Err(KernelError::NotFaulted);
         }
@@ -1026,9 +1141,11 @@ impl<P: SchedPolicy> TaskSystem<P> {
         self.scheduler.tick(core, now)
     }
 
-    /// Fires every timer due at `now` (also called by a tickless kernel's comparator interrupt).
+    /// Fires every timer due at `now` (the kernel calls it after its one-shot comparator fired;
+    /// [`TaskSystem::tick`] does too).
     pub fn fire_timers(&mut self, now: Instant) {
         while let Some(entry) = self.timers.pop_expired(now) {
+            self.timer_epoch += 1;
             if !Self::timer_is_live(&self.slots, &entry) {
                 continue;
             }
@@ -1063,6 +1180,11 @@ impl<P: SchedPolicy> TaskSystem<P> {
             let located = self.scheduler.location(id) != Location::Absent;
             if (slot.state == TaskState::Runnable) != located {
                 return violation(here, "runnable exactly when the scheduler holds the task");
+            }
+            if slot.state == TaskState::Vacant
+                && (slot.timer.is_some() || slot.sleep_sequence.is_some() || slot.start_requested)
+            {
+                return violation(here, "a vacant slot holds a timer or a start request");
             }
             let TaskState::Blocked(reason) = slot.state else {
                 if !slot.state.is_alive() && slot.notifications != 0 {

@@ -3,7 +3,8 @@
 //! The kernel converts the generic timer's counter (CNTPCT_EL0 at CNTFRQ_EL0, 62.5 MHz on
 //! `virt`, 54 MHz on the Pi 4) into nanoseconds once, at the boundary; everything here works in
 //! nanoseconds so that tests and the ABI do not depend on a board's counter frequency. Slices
-//! are counted in ticks of the periodic scheduler interrupt.
+//! are counted in ticks of the periodic scheduler interrupt; timers are deadlines in
+//! nanoseconds, which the kernel fires with a one-shot comparator, independent of the tick.
 
 /// A point in time: nanoseconds since boot, monotonic.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -25,6 +26,7 @@ impl Instant {
     }
 }
 
-/// A number of scheduler ticks (see [`crate::limits::TICK_PERIOD_NANOS`]).
+/// A number of scheduler ticks (the kernel's periodic interrupt; the policy is told its period,
+/// see [`crate::policy::DefaultPolicy::for_tick_period`]).
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Ticks(pub u64);

@@ -8,6 +8,7 @@
 //! arming O(log n) and the tick path O(expired · log n).
 
 use crate::limits::MAX_TIMER_ENTRIES;
+use crate::sched::CoreId;
 use crate::time::Instant;
 use abi::TaskId;
 use alloc::collections::BinaryHeap;
@@ -33,6 +34,9 @@ pub struct TimerEntry {
     pub task: TaskId,
     /// What it does.
     pub kind: TimerKind,
+    /// The core whose one-shot comparator fires it: the core the task armed it on (the one it
+    /// ran on, where it will most likely be woken). Any core's pass fires due entries.
+    pub core: CoreId,
 }
 
 /// Deadline-ordered timers.
@@ -57,6 +61,11 @@ impl TimerQueue {
     /// The earliest deadline (for programming a one-shot comparator).
     pub fn next_deadline(&self) -> Option<Instant> {
         self.heap.peek().map(|Reverse(entry)| entry.deadline)
+    }
+
+    /// Every entry, live or stale, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = &TimerEntry> {
+        self.heap.iter().map(|Reverse(entry)| entry)
     }
 
     /// Removes and returns the earliest entry if it is due at `now`.
@@ -100,6 +109,7 @@ mod tests {
             sequence,
             task: TaskId::new(sequence as u16, Generation(0)),
             kind: TimerKind::Wake,
+            core: CoreId(0),
         }
     }
 

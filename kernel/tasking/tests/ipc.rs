@@ -8,6 +8,7 @@ use abi::{
 use common::*;
 use tasking::sched::CoreId;
 use tasking::system::{BlockReason, SyscallEffect, TaskState};
+use tasking::time::Instant;
 
 const REQUEST: u64 = DATA_BASE;
 const RESPONSE: u64 = DATA_BASE + 0x100;
@@ -451,6 +452,85 @@ fn sleep_and_notification_timers_fire_at_their_deadline() {
     );
     world.advance_to(start + 7_000_000);
     assert_eq!(world.sys.notifications(waiter.index_usize()), Some(0));
+}
+
+#[test]
+fn timers_belong_to_the_core_that_armed_them_and_fire_without_a_tick() {
+    let mut world = World::new(3);
+    let sleeper = world.spawn_on("sleeper", 3, 1);
+    let waiter = world.spawn_on("waiter", 3, 2);
+    let doomed = world.spawn_on("doomed", 3, 0);
+    let start = world.now.0;
+    let epoch = world.sys.timer_epoch();
+    let sleep = Syscall::Sleep {
+        nanoseconds: 2_500_000,
+    };
+    assert_eq!(world.call(1, sleep), SyscallEffect::Blocked);
+    world.call_now(
+        2,
+        Syscall::SetTimer {
+            deadline: Some(start + 1_250_000),
+            bits: 0b100,
+        },
+    );
+    assert_eq!(world.call(0, sleep), SyscallEffect::Blocked);
+    assert!(world.sys.timer_epoch() > epoch, "arming moves the epoch");
+    let on = |world: &World, core| {
+        world
+            .sys
+            .next_timer_deadline_on(CoreId(core))
+            .map(|t| t.0 - start)
+    };
+    assert_eq!(on(&world, 1), Some(2_500_000));
+    assert_eq!(on(&world, 2), Some(1_250_000));
+    assert_eq!(on(&world, 0), Some(2_500_000));
+    // A stopped task's timer is nobody's.
+    world.sys.kill(doomed, world.now).expect("kill");
+    assert_eq!(on(&world, 0), None);
+    // The comparator interrupt of core 2 at its deadline: no tick, the timer fires on time.
+    world.now = Instant(start + 1_249_999);
+    world.sys.fire_timers(world.now);
+    assert_eq!(world.sys.notifications(waiter.index_usize()), Some(0));
+    world.now = Instant(start + 1_250_000);
+    let before = world.sys.timer_epoch();
+    world.sys.fire_timers(world.now);
+    assert_eq!(world.sys.notifications(waiter.index_usize()), Some(0b100));
+    assert!(world.sys.timer_epoch() > before, "firing moves the epoch");
+    assert_eq!(on(&world, 2), None);
+    world.now = Instant(start + 2_500_000);
+    world.sys.fire_timers(world.now);
+    assert_eq!(world.state_code(sleeper), TaskStateCode::Runnable);
+    assert_eq!(
+        world.result(sleeper).map(|r| r.0[1]),
+        Some(start + 2_500_000)
+    );
+    assert_eq!(on(&world, 1), None);
+    world.sys.check_invariants().expect("invariants");
+}
+
+#[test]
+fn timers_armed_on_a_core_taken_by_the_kernel_fall_to_the_available_cores() {
+    let mut world = World::new(3);
+    let sleeper = world.spawn_on("sleeper", 3, 0);
+    let start = world.now.0;
+    let sleep = Syscall::Sleep {
+        nanoseconds: 1_000_000,
+    };
+    assert_eq!(world.call(0, sleep), SyscallEffect::Blocked);
+    let on = |world: &World, core| world.sys.next_timer_deadline_on(CoreId(core));
+    let deadline = Some(Instant(start + 1_000_000));
+    assert_eq!((on(&world, 0), on(&world, 1)), (deadline, None));
+    let epoch = world.sys.timer_epoch();
+    world.sys.set_core_available(CoreId(0), false, world.now);
+    assert!(world.sys.timer_epoch() > epoch, "cores must reprogram");
+    assert_eq!(on(&world, 0), deadline, "still its own");
+    assert_eq!(on(&world, 1), deadline);
+    assert_eq!(on(&world, 2), deadline);
+    world.sys.set_core_available(CoreId(0), true, world.now);
+    assert_eq!((on(&world, 0), on(&world, 1)), (deadline, None));
+    world.now = Instant(start + 1_000_000);
+    world.sys.fire_timers(world.now);
+    assert_eq!(world.state_code(sleeper), TaskStateCode::Runnable);
 }
 
 #[test]

@@ -499,12 +499,29 @@ impl Harness {
             }
         } else if roll < 92 {
             let index = self.rng.below(TASKS as u64) as usize;
-            if !self.alive(index) {
+            if !self.alive(index) && self.rng.chance(50) {
                 let id = self
                     .world
                     .sys
                     .restart(index, now)
                     .expect("restart a stopped task");
+                self.seen_ids.push(id);
+            } else if !self.alive(index) {
+                // Free the slot and spawn a new task into it: same index, next generation.
+                let old = self.id(index);
+                let priority = self.world.sys.descriptor(index).expect("slot").priority.0;
+                self.world
+                    .sys
+                    .release(index)
+                    .expect("release a stopped task");
+                assert_eq!(self.world.sys.task_info(index), None, "vacant");
+                let name = format!("t{index}");
+                let id = self
+                    .world
+                    .sys
+                    .spawn(descriptor(&name, priority, CoreMask::ALL, false), now)
+                    .expect("spawn into the vacant slot");
+                assert_eq!(id, TaskId::new(index as u16, old.generation().next()));
                 self.seen_ids.push(id);
             } else {
                 assert_eq!(

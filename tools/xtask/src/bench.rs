@@ -49,6 +49,11 @@ Bench {
     name: "wasm",
     about: "WASM call overhead in QEMU: empty export, host call, loops per fuel setting (host for comparison)",
     run: crate::bench_wasm::run,
+},
+Bench {
+    name: "kernel",
+    about: "microkernel core in QEMU: syscall, IPC same/cross core, context switch, 2 ms sleep wake-up p50/p99 idle and under batch load (wall and -icount)",
+    run: crate::bench_kernel::run,
 }];
 
 /// Where results go: JSON lines or a table on stdout.

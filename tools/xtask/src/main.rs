@@ -14,6 +14,7 @@ mod args;
 mod bench;
 mod bench_ebpf;
 mod bench_infer;
+mod bench_kernel;
 mod bench_wasm;
 mod error;
 mod image;
@@ -46,9 +47,10 @@ Commands:
       [--gic 2|3] [--cpu NAME] [--loglevel LEVEL] [--toolchain auto|fallback]
         Build, print the QEMU command line, boot with the console on this terminal
         (or piped stdin/stdout), and exit with the kernel's status. ./qemu.sh runs this.
-  test [--suite NAME]... [--toolchain auto|fallback]
+  test [--suite NAME]... [--filter PATTERN]... [--toolchain auto|fallback]
         Run every test: host tests of all workspace crates, then the QEMU tests on
         virt and raspi4b. Ends with one line `N passed, N failed`; exits 1 on failure.
+        --filter runs only the tests whose name contains PATTERN (libtest's filter).
   bench <what> [--json] [options]
         Print benchmark figures; --json prints one JSON object a line.
   image --board rpi4 --out DIR [--model PATH|NAME|none]
@@ -104,8 +106,10 @@ fn help_for(command: &str) -> Option<String> {
         ),
         "test" => {
             let mut text = String::from(
-                "cargo xtask test [--suite NAME]... [--toolchain auto|fallback]\n\
+                "cargo xtask test [--suite NAME]... [--filter PATTERN]... [--toolchain auto|fallback]\n\
                 Runs the suites in order and ends with one line `N passed, N failed`;\n\
+                --filter PATTERN (repeatable) passes libtest name filters to every suite:\n\
+                `--suite qemu --filter tasks::` runs the QEMU tests of tasks.rs only.\n\
                 exits 1 when anything failed (a suite that fails without a failing test,\n\
                 e.g. a build error, counts as one failure). Suites:\n",
             );
@@ -130,7 +134,9 @@ fn help_for(command: &str) -> Option<String> {
                 "boot options: --runs N (default 5) and the machine options of `run`\n\
                 (--board --smp --mem --model --gic --cpu) to time one configuration\n\
                 instead of the standard three (virt 1 core bare, virt default with the\n\
-                model, rpi4 with the model).",
+                model, rpi4 with the model).\n\
+                kernel options: --no-icount (skip the -icount shift=0 pass), --smp N (3 or\n\
+                more, default 3), --cpu NAME, --gic 2|3.",
             );
             text
         }

@@ -31,6 +31,8 @@ pub struct Context {
     pub rpi4_dtb: PathBuf,
     /// The default model.
     pub model: PathBuf,
+    /// libtest name filters (`--filter`): only tests whose name contains one of them run.
+    pub filters: Vec<String>,
     /// The synthetic TinyLlama-1.1B-shaped model (written by gguf_synth, cached).
     pub tinyllama: PathBuf,
 }
@@ -84,9 +86,12 @@ pub fn suites() -> Vec<Suite> {
             needs_kernel: false,
             prepare: || Ok(()),
             counting: Counting::Libtest,
-            command: |_| {
+            command: |context| {
                 let mut c = cargo();
                 c.args(["test", "--profile", "hosttest", "--no-fail-fast"]);
+                if !context.filters.is_empty() {
+                    c.arg("--").args(&context.filters);
+                }
                 // wasmi's executor keeps large frames when debug assertions are on (the
                 // hosttest profile), and a long wasm loop overflows libtest's default 2 MiB
                 // thread stack (seen in the wasm crate's console and module tests); give
@@ -101,7 +106,7 @@ pub fn suites() -> Vec<Suite> {
             needs_kernel: false,
             prepare: prereq::ensure_neon_tests,
             counting: Counting::Libtest,
-            command: |_| {
+            command: |context| {
                 let mut c = cargo();
                 c.args([
                     "test",
@@ -122,6 +127,9 @@ pub fn suites() -> Vec<Suite> {
                     "CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER",
                     prereq::neon_test_runner(),
                 );
+                if !context.filters.is_empty() {
+                    c.arg("--").args(&context.filters);
+                }
                 c
             },
         },
@@ -148,6 +156,7 @@ pub fn suites() -> Vec<Suite> {
                     "--test-threads",
                 ])
                 .arg(qemu_test_threads().to_string())
+                .args(&context.filters)
                 .env(integration::artifacts::IMAGE_VAR, &context.image)
                 .env(integration::artifacts::RPI4_DTB_VAR, &context.rpi4_dtb)
                 .env(integration::artifacts::MODEL_VAR, &context.model)
@@ -241,8 +250,10 @@ fn run_suite(suite: &Suite, context: &Context) -> Result<Tally> {
     Ok(tally)
 }
 
-/// Runs `cargo xtask test [--suite NAME]... [--toolchain auto|fallback]`; returns the
-/// exit status.
+/// Runs `cargo xtask test [--suite NAME]... [--filter PATTERN]... [--toolchain
+/// auto|fallback]`; returns the exit status. Filters go to libtest as they are (a test runs when
+/// its path, such as `tasks::ipc_round_trips`, contains one of them), so
+/// `--suite qemu --filter tasks::` runs one QEMU test file.
 pub fn command(args: &mut Args) -> Result<i32> {
     let choice = match args.value("--toolchain")? {
         Some(v) => toolchain::Choice::parse(&v)?,
@@ -251,6 +262,10 @@ pub fn command(args: &mut Args) -> Result<i32> {
     let mut wanted = Vec::new();
     while let Some(name) = args.value("--suite")? {
         wanted.push(name);
+    }
+    let mut filters = Vec::new();
+    while let Some(pattern) = args.value("--filter")? {
+        filters.push(pattern);
     }
     args.finish()?;
     let all = suites();
@@ -276,7 +291,7 @@ pub fn command(args: &mut Args) -> Result<i32> {
     let mut context = None;
     for suite in &selected {
         if suite.needs_kernel && context.is_none() {
-            match prepare(choice) {
+            match prepare(choice, &filters) {
                 Ok(c) => context = Some(c),
                 Err(e) => {
                     eprintln!("cannot prepare the kernel image for the QEMU suites: {e}");
@@ -306,6 +321,7 @@ pub fn command(args: &mut Args) -> Result<i32> {
             image: PathBuf::new(),
             rpi4_dtb: PathBuf::new(),
             model: PathBuf::new(),
+            filters: filters.clone(),
             tinyllama: PathBuf::new(),
         };
         let tally = run_suite(suite, context.as_ref().unwrap_or(&placeholder))?;
@@ -334,13 +350,14 @@ pub fn command(args: &mut Args) -> Result<i32> {
 /// The manifest name of the synthetic TinyLlama the QEMU suite boots.
 const SYNTHETIC_TINYLLAMA: &str = "tinyllama-synthetic";
 
-fn prepare(choice: toolchain::Choice) -> Result<Context> {
+fn prepare(choice: toolchain::Choice, filters: &[String]) -> Result<Context> {
     prereq::ensure_tools()?;
     let kernel = toolchain::build_kernel(choice)?;
     Ok(Context {
         image: kernel.image,
         rpi4_dtb: prereq::ensure_rpi4_dtb()?,
         model: models::ensure(&models::default_model()?)?,
+        filters: filters.to_vec(),
         tinyllama: models::ensure(&models::find(SYNTHETIC_TINYLLAMA)?)?,
     })
 }
@@ -399,6 +416,7 @@ mod tests {
             image: "/i/Image".into(),
             rpi4_dtb: "/d/x.dtb".into(),
             model: "/m/x.gguf".into(),
+            filters: vec!["tasks::".into()],
             tinyllama: "/m/t.gguf".into(),
         };
         let qemu = all.iter().find(|s| s.name == "qemu").expect("qemu suite");
@@ -416,6 +434,15 @@ mod tests {
         assert!(envs.contains(&("ANNEAL_IMAGE".into(), "/i/Image".into())));
         assert!(envs.contains(&("ANNEAL_RPI4_DTB".into(), "/d/x.dtb".into())));
         assert!(envs.contains(&("ANNEAL_MODEL".into(), "/m/x.gguf".into())));
+        let words: Vec<String> = command
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            words.last().map(String::as_str),
+            Some("tasks::"),
+            "{words:?}"
+        );
         assert!(envs.contains(&("ANNEAL_TINYLLAMA".into(), "/m/t.gguf".into())));
     }
 }

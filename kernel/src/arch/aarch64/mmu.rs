@@ -296,22 +296,72 @@ pub fn switch_to_kernel_tables(image: ImageLayout) {
         switch(root);
     }
     disable_ttbr0_walks();
+    enable_privileged_access_never();
+}
+
+/// Set once a core found PAN (ID_AA64MMFR1_EL1.PAN, FEAT_PAN, ARMv8.1) and turned it on.
+static PAN_ENABLED: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// True when Privileged Access Never is on (every core enables it at start when the CPU has it).
+pub fn privileged_access_never() -> bool {
+    PAN_ENABLED.load(core::sync::atomic::Ordering::Relaxed)
+}
+
+/// Turns on PAN on this core if the CPU has it: the kernel then faults on any load or store to
+/// memory EL0 can access (task pages), so its only way into user memory is the checked copy
+/// through the linear map (task/memory.rs), which PAN does not cover. PSTATE.PAN is set now,
+/// and SCTLR_EL1.SPAN cleared (bit 23, RES1 on ARMv8.0 and set by boot/entry.S) so that every
+/// exception taken to EL1, from EL0 too, sets PAN again (Arm ARM D8.4.2, D19.2.118).
+pub fn enable_privileged_access_never() {
+    let features: u64;
+    // SAFETY: reading an ID register has no side effect.
+    unsafe {
+        core::arch::asm!("mrs {0}, id_aa64mmfr1_el1", out(reg) features, options(nomem, nostack))
+    };
+    if (features >> 20) & 0xF == 0 {
+        return;
+    }
+    // SAFETY: clearing SPAN only changes what exception entry does to PSTATE.PAN; `msr pan, #1`
+    // (encoded by hand: assemblers want +pan for it) forbids EL1 access to EL0 pages, which the
+    // kernel never makes (task memory is copied through the linear map).
+    unsafe {
+        core::arch::asm!(
+            "mrs {t}, sctlr_el1",
+            "bic {t}, {t}, #(1 << 23)",
+            "msr sctlr_el1, {t}",
+            "isb",
+            ".inst 0xd500419f",
+            t = out(reg) _,
+            options(nostack)
+        );
+    }
+    PAN_ENABLED.store(true, core::sync::atomic::Ordering::Relaxed);
 }
 
 /// Sets TCR_EL1.EPD0 so TTBR0 (the boot identity map) is no longer walked on this core.
 pub fn disable_ttbr0_walks() {
-    // SAFETY: this core runs entirely from TTBR1 addresses when called (after the jump high), so
-    // dropping TTBR0 translations cannot affect the running code.
+    set_ttbr0_walks(false);
+    // SAFETY: invalidating this core's TLB only costs later walks; it drops the boot identity
+    // map's entries.
+    unsafe { core::arch::asm!("tlbi vmalle1", "dsb nsh", "isb", options(nostack)) };
+}
+
+/// Clears (`true`) or sets (`false`) TCR_EL1.EPD0 on this core, without TLB maintenance: the
+/// task switch enables TTBR0 walks before it enters a task and disables them when the core is
+/// back in the kernel (task/mod.rs).
+pub fn set_ttbr0_walks(enabled: bool) {
+    let epd0: u64 = if enabled { 0 } else { 1 << 7 };
+    // SAFETY: this core runs entirely from TTBR1 addresses (kernel image, stacks, linear map),
+    // so enabling or disabling TTBR0 translations cannot affect the running code.
     unsafe {
         core::arch::asm!(
             "mrs {t}, tcr_el1",
-            "orr {t}, {t}, #(1 << 7)",
+            "bic {t}, {t}, #(1 << 7)",
+            "orr {t}, {t}, {epd0}",
             "msr tcr_el1, {t}",
             "isb",
-            "tlbi vmalle1",
-            "dsb nsh",
-            "isb",
             t = out(reg) _,
+            epd0 = in(reg) epd0,
             options(nostack)
         );
     }

@@ -174,6 +174,7 @@ pub fn start_secondary_cores(
 extern "C" fn secondary_main(core_index: u64) -> ! {
     let index = core_index as usize;
     super::mmu::disable_ttbr0_walks();
+    super::mmu::enable_privileged_access_never();
     crate::interrupts::init_this_core(index);
     super::timer::start_tick_on_this_core();
     if let Some(slot) = PER_CORE.get(index) {
@@ -197,12 +198,20 @@ static POOL: Mutex<()> = Mutex::new(());
 
 fn worker_loop(index: usize) -> ! {
     let mut seen = JOB_GENERATION.load(Ordering::Acquire);
+    let mut after_job = false;
     loop {
         // A job usually follows the last one within microseconds (the engine's serial steps
         // between two matrix products): look for it before going idle, so the next job starts
         // without an SGI and a wake-up from `wfi` (a host thread sleeping and waking under
-        // QEMU, tens of microseconds each time).
-        let mut generation = spin_until(|| JOB_GENERATION.load(Ordering::Acquire) != seen);
+        // QEMU, tens of microseconds each time). Only right after a job: back from the idle
+        // wait (an interrupt ended an EL0 task's turn or the `wfi`), spinning would only delay
+        // the task the core returns to (and its timer wake-ups) by the whole spin.
+        let new_job = || JOB_GENERATION.load(Ordering::Acquire) != seen;
+        let mut generation = if core::mem::take(&mut after_job) {
+            spin_until(new_job)
+        } else {
+            new_job().then(|| JOB_GENERATION.load(Ordering::Acquire))
+        };
         if generation.is_none() {
             cpu::mask_irqs();
             // Announce the sleep, then look once more: `run_on_all_cores` bumps the generation
@@ -237,6 +246,7 @@ fn worker_loop(index: usize) -> ! {
             let function = unsafe { &*function };
             function(index, participants);
         }
+        after_job = true;
         let caller = JOB_CALLER.load(Ordering::Relaxed);
         if JOB_WORKERS_DONE.fetch_add(1, Ordering::SeqCst) + 1 == participants - 1
             && is_sleeping(caller)
