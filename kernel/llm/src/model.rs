@@ -24,7 +24,7 @@ use core::fmt;
 use crate::gguf::{Gguf, GgufError, TensorInfo};
 use crate::kernels::{self, ActivationKind, Activations, ScaleExponents};
 use crate::limits;
-use crate::parallel::{par_chunks, par_ranges_batch, with_parts, Parallel};
+use crate::parallel::{par_chunks, par_ranges_batch, with_parts, Parallel, MAX_PARTS};
 use crate::quant::{dequantize_row, GgmlType};
 
 /// Why a model could not be loaded or a forward step could not run.
@@ -625,6 +625,52 @@ fn matvec_batch(
     });
 }
 
+/// `gate[t] = silu(w_gate x acts[t]) * (w_up x acts[t])` for every token `t`, in one parallel
+/// run: each worker takes the same rows of both matrices and applies the SwiGLU product to
+/// its own rows at once (one `expf` per row), so the activation function runs on every core
+/// instead of after the barrier on one. `ups[t]` holds the up products.
+fn gated_matvec_batch(
+    par: &dyn Parallel,
+    (w_gate, w_up): (&Matrix<'_>, &Matrix<'_>),
+    acts: &[&Activations],
+    (gates, ups): (&mut [&mut [f32]], &mut [&mut [f32]]),
+) {
+    let n = gates.len();
+    let mut outs: [&mut [f32]; MAX_PARTS] = Default::default();
+    for (slot, out) in outs.iter_mut().zip(gates.iter_mut()) {
+        *slot = &mut **out;
+    }
+    for (slot, out) in outs[n..].iter_mut().zip(ups.iter_mut()) {
+        *slot = &mut **out;
+    }
+    par_ranges_batch(par, &mut outs[..2 * n], &|first, parts| {
+        let (gates, ups) = parts.split_at_mut(n);
+        kernels::dot_rows_batch(
+            w_gate.ggml_type,
+            w_gate.data,
+            w_gate.row_bytes,
+            first,
+            w_gate.scales,
+            acts,
+            gates,
+        );
+        kernels::dot_rows_batch(
+            w_up.ggml_type,
+            w_up.data,
+            w_up.row_bytes,
+            first,
+            w_up.scales,
+            acts,
+            ups,
+        );
+        for (gate, up) in gates.iter_mut().zip(ups.iter()) {
+            for (g, &u) in gate.iter_mut().zip(up.iter()) {
+                *g = *g / (1.0 + libm::expf(-*g)) * u;
+            }
+        }
+    });
+}
+
 /// Whether any of `ms` needs the 32-element and the Q8_K activation forms.
 fn needs(ms: &[&Matrix<'_>]) -> (bool, bool) {
     let mut q32 = false;
@@ -888,28 +934,36 @@ impl<'m, 'a> Session<'m, 'a> {
 
             // ---- feed-forward (SwiGLU) ----
             // xb[t] [dim] = rmsnorm(x[t]) * ffn_norm
-            let gu = [&layer.w_gate, &layer.w_up];
-            let (q32, qk) = needs(&gu);
+            let (q32, qk) = needs(&[&layer.w_gate, &layer.w_up]);
             for t in 0..n {
                 let (x, xb) = (&self.x[t * dim..][..dim], &mut self.xb[t * dim..][..dim]);
                 rms_norm(xb, x, &layer.ffn_norm, c.rms_eps);
                 self.acts[t].set(xb, q32, qk);
             }
-            // hb[t] [ffn | ffn] = [w_gate; w_up] x xb[t]
+            // hb[t] [ffn | ffn] = [w_gate; w_up] x xb[t], then hb[t][..ffn] = silu(gate) * up
             {
                 let acts: [&Activations; limits::MAX_BATCH] =
                     core::array::from_fn(|t| &self.acts[t.min(n - 1)]);
-                let mut outs = rows_of(&mut self.hb, 2 * ffn, n);
-                matvec_batch(par, &gu, &acts[..n], &mut outs[..n]);
+                let mut gates: [&mut [f32]; limits::MAX_BATCH] = Default::default();
+                let mut ups: [&mut [f32]; limits::MAX_BATCH] = Default::default();
+                for ((gate, up), row) in gates
+                    .iter_mut()
+                    .zip(ups.iter_mut())
+                    .zip(self.hb.chunks_exact_mut(2 * ffn))
+                    .take(n)
+                {
+                    (*gate, *up) = row.split_at_mut(ffn);
+                }
+                gated_matvec_batch(
+                    par,
+                    (&layer.w_gate, &layer.w_up),
+                    &acts[..n],
+                    (&mut gates[..n], &mut ups[..n]),
+                );
             }
-            // hb[t][..ffn] = silu(gate) * up
             let (q32, qk) = needs(&[&layer.w_down]);
             for t in 0..n {
-                let (gate, up) = self.hb[t * 2 * ffn..][..2 * ffn].split_at_mut(ffn);
-                for (g, &u) in gate.iter_mut().zip(up.iter()) {
-                    *g = *g / (1.0 + libm::expf(-*g)) * u;
-                }
-                self.acts[t].set(gate, q32, qk);
+                self.acts[t].set(&self.hb[t * 2 * ffn..][..ffn], q32, qk);
             }
             // xb[t] [dim] = w_down x hb[t]; x[t] += xb[t]
             {

@@ -178,15 +178,19 @@ pub fn par_chunks(
     });
 }
 
-/// [`par_ranges`] for several outputs of equal length split at the same rows (one output per
-/// token of a batch): `f(first_row, parts)` gets each output's share `first_row..first_row +
-/// n` in `parts`, in order. At most [`crate::limits::MAX_BATCH`] outputs.
+/// Most outputs [`par_ranges_batch`] and [`with_parts`] split together: two per token of a
+/// batch (the FFN's gate and up products).
+pub const MAX_PARTS: usize = 2 * crate::limits::MAX_BATCH;
+
+/// [`par_ranges`] for several outputs of equal length split at the same rows (one or two
+/// outputs per token of a batch): `f(first_row, parts)` gets each output's share
+/// `first_row..first_row + n` in `parts`, in order. At most [`MAX_PARTS`] outputs.
 pub fn par_ranges_batch(
     par: &dyn Parallel,
     outs: &mut [&mut [f32]],
     f: &(dyn Fn(usize, &mut [&mut [f32]]) + Sync),
 ) {
-    let count = outs.len().min(crate::limits::MAX_BATCH);
+    let count = outs.len().min(MAX_PARTS);
     let rows = outs.first().map_or(0, |out| out.len());
     if outs.iter().any(|out| out.len() != rows) {
         return;
@@ -195,7 +199,7 @@ pub fn par_ranges_batch(
         f(0, &mut outs[..count]);
         return;
     }
-    let mut shared: [SharedOut; crate::limits::MAX_BATCH] = core::array::from_fn(|_| SharedOut {
+    let mut shared: [SharedOut; MAX_PARTS] = core::array::from_fn(|_| SharedOut {
         ptr: core::ptr::null_mut(),
         len: 0,
     });
@@ -211,7 +215,7 @@ pub fn par_ranges_batch(
         if range.is_empty() {
             return;
         }
-        let mut parts: [&mut [f32]; crate::limits::MAX_BATCH] = Default::default();
+        let mut parts: [&mut [f32]; MAX_PARTS] = Default::default();
         for (part, out) in parts.iter_mut().zip(&shared[..count]) {
             #[allow(unsafe_code)]
             // SAFETY: as in `par_ranges`, for each output: `range` is inside `0..rows`, the
@@ -226,15 +230,15 @@ pub fn par_ranges_batch(
     });
 }
 
-/// Runs `f` on the sub-slices `range` of every output in `outs` (at most
-/// [`crate::limits::MAX_BATCH`]), without allocating.
+/// Runs `f` on the sub-slices `range` of every output in `outs` (at most [`MAX_PARTS`]),
+/// without allocating.
 pub fn with_parts<R>(
     outs: &mut [&mut [f32]],
     range: Range<usize>,
     f: impl FnOnce(&mut [&mut [f32]]) -> R,
 ) -> R {
-    let count = outs.len().min(crate::limits::MAX_BATCH);
-    let mut parts: [&mut [f32]; crate::limits::MAX_BATCH] = Default::default();
+    let count = outs.len().min(MAX_PARTS);
+    let mut parts: [&mut [f32]; MAX_PARTS] = Default::default();
     for (part, out) in parts.iter_mut().zip(outs.iter_mut()) {
         *part = out.get_mut(range.clone()).unwrap_or_default();
     }

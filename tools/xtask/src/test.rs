@@ -71,6 +71,15 @@ fn cargo() -> Command {
     command
 }
 
+/// `cargo test --profile hosttest --no-fail-fast ARGS...` (every libtest suite's command).
+fn hosttest(args: &[&str]) -> Command {
+    let mut command = cargo();
+    command
+        .args(["test", "--profile", "hosttest", "--no-fail-fast"])
+        .args(args);
+    command
+}
+
 /// Threads for the QEMU tests: the host's cores (each QEMU runs its vCPUs as threads; on
 /// 2 cores, two QEMUs at a time keep both busy without starving either).
 fn qemu_test_threads() -> usize {
@@ -87,8 +96,7 @@ pub fn suites() -> Vec<Suite> {
             prepare: || Ok(()),
             counting: Counting::Libtest,
             command: |context| {
-                let mut c = cargo();
-                c.args(["test", "--profile", "hosttest", "--no-fail-fast"]);
+                let mut c = hosttest(&[]);
                 if !context.filters.is_empty() {
                     c.arg("--").args(&context.filters);
                 }
@@ -107,19 +115,8 @@ pub fn suites() -> Vec<Suite> {
             prepare: prereq::ensure_neon_tests,
             counting: Counting::Libtest,
             command: |context| {
-                let mut c = cargo();
-                c.args([
-                    "test",
-                    "--profile",
-                    "hosttest",
-                    "--no-fail-fast",
-                    "-p",
-                    "llm",
-                    "--lib",
-                    "--target",
-                    prereq::NEON_TEST_TARGET,
-                ])
-                .env(
+                let mut c = hosttest(&["-p", "llm", "--lib", "--target", prereq::NEON_TEST_TARGET]);
+                c.env(
                     "CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER",
                     prereq::NEON_TEST_LINKER,
                 )
@@ -140,12 +137,7 @@ pub fn suites() -> Vec<Suite> {
             prepare: || Ok(()),
             counting: Counting::Libtest,
             command: |context| {
-                let mut c = cargo();
-                c.args([
-                    "test",
-                    "--profile",
-                    "hosttest",
-                    "--no-fail-fast",
+                let mut c = hosttest(&[
                     "-p",
                     "integration",
                     "--features",
@@ -154,8 +146,8 @@ pub fn suites() -> Vec<Suite> {
                     "qemu",
                     "--",
                     "--test-threads",
-                ])
-                .arg(qemu_test_threads().to_string())
+                ]);
+                c.arg(qemu_test_threads().to_string())
                 .args(&context.filters)
                 .env(integration::artifacts::IMAGE_VAR, &context.image)
                 .env(integration::artifacts::RPI4_DTB_VAR, &context.rpi4_dtb)

@@ -12,10 +12,7 @@
 //! The 32-element formats then scale each block's integer sum in fixed point ([`fixed`]): one
 //! float conversion per row instead of five float operations per block, which under QEMU's
 //! software floating point is the difference between the float part dominating the forward
-//! pass and it vanishing. The Q8_1 values are stored widened to 16 bits and, within each block,
-//! in the order the packed weights unpack in ([`PERMUTED`]), so a NEON kernel multiplies
-//! unpacked weights and activations lane by lane with `mul`/`mla` on 16-bit lanes (inlined by
-//! TCG; the widening `smull` is not, and the pairwise `addp` is a helper call).
+//! pass and it vanishing.
 //!
 //! The portable path is the specification. The NEON path (`neon`) computes the same integers,
 //! so for Q4_0/Q4_1/Q8_0 the two agree to the bit; for Q4_K/Q6_K the NEON integer sums feed
@@ -54,12 +51,17 @@ impl ActivationKind {
     }
 }
 
-/// Where element `i` of a 32-element block is stored in [`Activations::q16`]: the order in
-/// which the weights of a block unpack from 16-bit lanes. A Q4 block's byte `j` holds weights
-/// `j` (low nibble) and `j + 16` (high); read as eight 16-bit lanes, lane `l` holds weights
-/// `2l`, `2l + 16`, `2l + 1`, `2l + 17` in its four nibbles. A Q8_0 block's two 16-byte halves
-/// read the same way give weights `2l`, `2l + 1` and `16 + 2l`, `17 + 2l`. So the activations are
-/// stored as four runs of eight: even elements 0..16, even 16..32, odd 0..16, odd 16..32.
+/// One block of Q8_1 values (32 x i8); 16-byte aligned so that the NEON kernels load it with
+/// one `ldp q`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C, align(16))]
+pub struct ActivationBlock(pub [i8; QK]);
+
+/// Where element `i` of a block is stored in an [`ActivationBlock16`]: the order in which a Q4
+/// block's weights unpack from 16-bit lanes. Byte `j` of a Q4 block holds weights `j` (low
+/// nibble) and `j + 16` (high); read as eight 16-bit lanes, lane `l` holds weights `2l`,
+/// `2l + 16`, `2l + 1`, `2l + 17` in its four nibbles. So the values are stored as four runs of
+/// eight: even elements 0..16, even 16..32, odd 0..16, odd 16..32.
 pub const PERMUTED: [usize; QK] = {
     let mut p = [0usize; QK];
     let mut i = 0;
@@ -70,11 +72,12 @@ pub const PERMUTED: [usize; QK] = {
     p
 };
 
-/// One block of Q8_1 values widened to i16, in [`PERMUTED`] order; 16-byte aligned so that
-/// the NEON kernels load it with `ldp q` pairs.
+/// One block of Q8_1 values widened to i16 in [`PERMUTED`] order, for the Q4 kernels: the
+/// unpacked nibbles meet their activations lane by lane in 16-bit `mul`/`mla`, which TCG
+/// inlines (the widening 8-bit multiplies it does not, and they cost ~50% more there).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[repr(C, align(16))]
-pub struct ActivationBlock(pub [i16; QK]);
+pub struct ActivationBlock16(pub [i16; QK]);
 
 /// The fixed-point scale data of four consecutive activation blocks (a NEON kernel's group),
 /// one 64-byte record: four 16-byte registers at one pointer.
@@ -98,10 +101,12 @@ pub struct Activations {
     len: usize,
     /// The f32 values.
     pub x: Vec<f32>,
-    /// Q8_1 values, one [`ActivationBlock`] per 32, padded with zero blocks to whole groups of
-    /// four (the NEON kernels' step: a row's last group may read past the vector, where its
-    /// weights are zero and add nothing).
-    pub q16: Vec<ActivationBlock>,
+    /// Q8_1 values, one [`ActivationBlock`] per 32 (Q8_0 weights), padded to whole groups of
+    /// four.
+    pub q8: Vec<ActivationBlock>,
+    /// The same values widened and permuted, one [`ActivationBlock16`] per 32 (Q4_0 and Q4_1
+    /// weights), padded likewise.
+    pub q16: Vec<ActivationBlock16>,
     /// The fixed-point scales, one record per group of four blocks.
     pub groups: Vec<GroupScales>,
     /// Per-32 block scale `d` (f16-rounded, as f32).
@@ -129,7 +134,8 @@ impl Activations {
         Activations {
             len: 0,
             x: alloc::vec![0.0; capacity],
-            q16: alloc::vec![ActivationBlock::default(); groups * 4],
+            q8: alloc::vec![ActivationBlock::default(); groups * 4],
+            q16: alloc::vec![ActivationBlock16::default(); groups * 4],
             groups: alloc::vec![GroupScales::default(); groups],
             d32: alloc::vec![0.0; groups * 4],
             s32: alloc::vec![0.0; groups * 4],
@@ -141,10 +147,10 @@ impl Activations {
         }
     }
 
-    /// Block `b`'s 32 permuted Q8_1 values.
+    /// Block `b`'s 32 Q8_1 values.
     #[inline(always)]
-    pub fn block(&self, b: usize) -> &[i16; QK] {
-        &self.q16[b].0
+    pub fn block(&self, b: usize) -> &[i8; QK] {
+        &self.q8[b].0
     }
 
     /// Block `b`'s scale mantissa.
@@ -186,9 +192,9 @@ impl Activations {
         &self.x[..self.len]
     }
 
-    /// The Q8_1 value of element `i` (natural order).
-    pub fn q8(&self, i: usize) -> i8 {
-        self.q16[i / QK].0[PERMUTED[i % QK]] as i8
+    /// The Q8_1 value of element `i`.
+    pub fn q8_at(&self, i: usize) -> i8 {
+        self.q8[i / QK].0[i % QK]
     }
 
     /// Bytes of every buffer.
@@ -196,7 +202,8 @@ impl Activations {
         let words =
             self.x.len() + self.d32.len() + self.s32.len() + self.dk.len() + self.bsums.len();
         words * 4
-            + self.q16.len() * core::mem::size_of::<ActivationBlock>()
+            + self.q8.len() * core::mem::size_of::<ActivationBlock>()
+            + self.q16.len() * core::mem::size_of::<ActivationBlock16>()
             + self.groups.len() * core::mem::size_of::<GroupScales>()
             + self.qk.len()
     }
@@ -223,10 +230,11 @@ impl Activations {
         let mut largest_s = 1;
         for b in 0..blocks {
             let (q, d, s) = quantize_q8_1(&self.x[b * QK..(b + 1) * QK]);
-            let out = &mut self.q16[b].0;
+            self.q8[b].0 = q;
+            let wide = &mut self.q16[b].0;
             let mut sum = 0i32;
             for (i, &v) in q.iter().enumerate() {
-                out[PERMUTED[i]] = i16::from(v);
+                wide[PERMUTED[i]] = i16::from(v);
                 sum += i32::from(v);
             }
             self.d32[b] = f16_to_f32(d);

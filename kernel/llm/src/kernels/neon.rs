@@ -34,7 +34,7 @@ use core::arch::aarch64::*;
 use core::arch::asm;
 
 use super::fixed::BlockScaling;
-use super::{ActivationBlock, Activations, GroupScales};
+use super::{ActivationBlock, ActivationBlock16, Activations, GroupScales};
 use crate::quant::{
     q4_k_scale_min, GgmlType, Q4_0_BYTES, Q4_1_BYTES, Q4_K_BYTES, Q6_K_BYTES, Q8_0_BYTES, QK, QK_K,
 };
@@ -114,17 +114,12 @@ pub fn dot_rows(
     }
 }
 
-/// Zero bytes standing in for the missing blocks of a row's last group (at least the
-/// largest block, Q8_0's 34 bytes): zero scales add nothing.
-static ZERO_BLOCK: [u8; Q8_0_BYTES] = [0; Q8_0_BYTES];
-
 /// The rows of a 32-element format against every token of `acts`, one pass over the rows per
 /// token. Passes serving several tokens at once (each weight block unpacked once for all of
 /// them) were measured slower under TCG: four tokens' block sums, accumulators and shift
 /// constants do not fit in the 32 vector registers, and the spills cost more than the shared
-/// unpacking saves (5.4 s against 4.1 s of host CPU for a 32-token prompt, qemu-aarch64).
-/// Checks that each activation vector holds every block a group may read; `false` when one
-/// does not.
+/// unpacking saves. Checks that each activation vector holds every block and group record a
+/// pass reads; `false` when one does not.
 fn fixed_rows<F: Format>(
     rows: &[u8],
     row_bytes: usize,
@@ -136,77 +131,104 @@ fn fixed_rows<F: Format>(
         return true;
     };
     let blocks = first.len() / QK;
-    let padded = blocks.div_ceil(4) * 4;
     if row_bytes != blocks * F::BLOCK_BYTES
-        || F::BLOCK_BYTES > ZERO_BLOCK.len()
         || acts.iter().any(|act| {
-            act.len() != first.len() || act.q16.len() < padded || act.groups.len() < padded / 4
+            act.len() != first.len()
+                || act.q8.len() < blocks
+                || act.q16.len() < blocks
+                || act.groups.len() < blocks.div_ceil(4)
         })
     {
         return false;
     }
-    for t in 0..acts.len() {
-        pass::<F, 1>(
-            rows,
-            row_bytes,
-            blocks,
-            &scalings[t..t + 1],
-            &acts[t..t + 1],
-            &mut outs[t..t + 1],
-        );
+    for ((out, act), scaling) in outs.iter_mut().zip(acts).zip(scalings) {
+        // SAFETY: `act` holds `blocks` activation blocks and `ceil(blocks / 4)` group records
+        // (checked above), and every row of `rows` is `blocks` blocks of `F` (`row_bytes`
+        // checked above, `rows` a whole number of rows by `dot_rows`).
+        unsafe { pass::<F>(rows, row_bytes, blocks, scaling, act, out) };
     }
     true
 }
 
-/// One pass over the rows for `N` tokens (`acts`, `scalings`, `outs` all of length `N`,
-/// every activation vector of `blocks` blocks with its padding present: `fixed_rows` checks).
-/// Used with `N = 1` (see `fixed_rows`); written over an array of tokens because that form
-/// compiles to code that runs 25% faster under TCG than the same steps written for a single
-/// token (measured with qemu-aarch64 on a 32-token prompt; the instruction counts per group
-/// are equal, the difference is in how LLVM lays out the row loop).
+/// One pass over the rows for one token.
+///
+/// # Safety
+/// Every row of `rows` (`row_bytes` each) must be `blocks` blocks of `F`, and `act` must hold
+/// at least `blocks` activation blocks of each form and `ceil(blocks / 4)` group records.
 #[inline(always)]
-fn pass<F: Format, const N: usize>(
+unsafe fn pass<F: Format>(
     rows: &[u8],
     row_bytes: usize,
     blocks: usize,
-    scalings: &[BlockScaling],
-    acts: &[&Activations],
-    outs: &mut [&mut [f32]],
+    scaling: &BlockScaling,
+    act: &Activations,
+    out: &mut [f32],
 ) {
-    let acts: [&Activations; N] = core::array::from_fn(|t| acts[t]);
-    let shifts: [Shifts; N] = core::array::from_fn(|t| Shifts::new(&scalings[t]));
+    let shifts = Shifts::new(scaling);
     let whole = blocks / 4;
-    for (r, row) in rows.chunks_exact(row_bytes).enumerate() {
+    let (q8, q16, groups) = (act.q8.as_ptr(), act.q16.as_ptr(), act.groups.as_ptr());
+    for (o, row) in out.iter_mut().zip(rows.chunks_exact(row_bytes)) {
         let base = row.as_ptr();
-        // SAFETY: block `k < blocks` is the row's bytes `k * BLOCK_BYTES..(k + 1) *
-        // BLOCK_BYTES`; the last group's missing blocks are `ZERO_BLOCK`, at least as long
-        // (checked by `fixed_rows`). Every group uses activation blocks `4g..4g + 4 <=
-        // padded`, present in every vector (checked by `fixed_rows`). `vdupq` is
-        // register-only.
-        let sums: [i64; N] = unsafe {
-            let mut accs = [vdupq_n_s64(0); N];
+        // SAFETY: group `g` is blocks `4g..4g + 4` (or the 1-3 left at the end) of the row,
+        // activation blocks `4g..` and group record `g`: all in bounds by this function's
+        // contract. `vdupq` is register-only.
+        let sum = unsafe {
+            let mut acc = vdupq_n_s64(0);
             for g in 0..whole {
-                let p = base.add(4 * g * F::BLOCK_BYTES);
-                let group = [
-                    p,
-                    p.add(F::BLOCK_BYTES),
-                    p.add(2 * F::BLOCK_BYTES),
-                    p.add(3 * F::BLOCK_BYTES),
-                ];
-                group_terms::<F, N>(&mut accs, group, &acts, 4 * g, &shifts);
+                let blk = base.add(4 * g * F::BLOCK_BYTES);
+                let a = (q8.add(4 * g), q16.add(4 * g));
+                acc = group_terms::<F, 4>(acc, blk, a, groups.add(g), &shifts);
             }
-            if whole * 4 < blocks {
-                let mut group = [ZERO_BLOCK.as_ptr(); 4];
-                for (k, slot) in group.iter_mut().enumerate().take(blocks - whole * 4) {
-                    *slot = base.add((whole * 4 + k) * F::BLOCK_BYTES);
-                }
-                group_terms::<F, N>(&mut accs, group, &acts, 4 * whole, &shifts);
-            }
-            core::array::from_fn(|t| sum_lanes(accs[t]))
+            let (blk, a, g) = (
+                base.add(4 * whole * F::BLOCK_BYTES),
+                (q8.add(4 * whole), q16.add(4 * whole)),
+                groups.add(whole),
+            );
+            acc = match blocks % 4 {
+                1 => group_terms::<F, 1>(acc, blk, a, g, &shifts),
+                2 => group_terms::<F, 2>(acc, blk, a, g, &shifts),
+                3 => group_terms::<F, 3>(acc, blk, a, g, &shifts),
+                _ => acc,
+            };
+            sum_lanes(acc)
         };
-        for t in 0..N {
-            outs[t][r] = scalings[t].finish(sums[t]);
+        *o = scaling.finish(sum);
+    }
+}
+
+/// The terms of a group of `COUNT` (1-4) consecutive blocks at `blk` against the activation
+/// blocks at `q8` / `q16` and the group record at `g`: the missing blocks of a row's last group
+/// are neither read nor computed (their lanes stay zero).
+///
+/// # Safety
+/// `blk` must point to `COUNT` blocks of `F`, `q8` and `q16` to `COUNT` activation blocks each,
+/// `g` to a group record.
+#[inline(always)]
+unsafe fn group_terms<F: Format, const COUNT: usize>(
+    acc: int64x2_t,
+    blk: *const u8,
+    (q8, q16): (*const ActivationBlock, *const ActivationBlock16),
+    g: *const GroupScales,
+    shifts: &Shifts,
+) -> int64x2_t {
+    let b = F::BLOCK_BYTES;
+    // SAFETY: every read is of block `k < COUNT`, activation block `k < COUNT` or the record,
+    // which the caller guarantees.
+    unsafe {
+        let mut sums = [0i32; 4];
+        sums[0] = F::block_sum::<0>(blk, q8, q16);
+        if COUNT > 1 {
+            sums[1] = F::block_sum::<1>(blk.add(b), q8, q16);
         }
+        if COUNT > 2 {
+            sums[2] = F::block_sum::<2>(blk.add(2 * b), q8, q16);
+        }
+        if COUNT > 3 {
+            sums[3] = F::block_sum::<3>(blk.add(3 * b), q8, q16);
+        }
+        let headers = F::headers::<COUNT>(blk);
+        let isum = lanes(sums[0], sums[1], sums[2], sums[3]);
+        F::add_terms(acc, &headers, isum, &ld_group(&*g), shifts)
     }
 }
 
@@ -219,28 +241,30 @@ struct Headers {
     m_exponent: int32x4_t,
 }
 
-/// One 32-element format, in the steps a group takes: unpack each block's weights, form each
-/// block's integer sum with the activations, read the four headers, add the group's scaled
-/// terms.
+/// One 32-element format, in the steps a group takes: each block's integer sum with its
+/// activations, the group's headers, the group's scaled terms.
 trait Format {
     /// Bytes of one block.
     const BLOCK_BYTES: usize;
 
-    /// The block's 32 weights as four 16-bit vectors, vector `i` to be multiplied lane by
-    /// lane with activation vector `i` of the block (see [`super::PERMUTED`]).
+    /// `sum(w x)` of the block at `block` with activation block `K` after `q8` / `q16` (the
+    /// format reads the form it multiplies with).
     ///
     /// # Safety
-    /// `block` must point to `BLOCK_BYTES` readable bytes.
-    unsafe fn unpack(block: *const u8) -> [int16x8_t; 4];
+    /// `block` must point to `BLOCK_BYTES` readable bytes, `q8 + K` and `q16 + K` to readable
+    /// activation blocks.
+    unsafe fn block_sum<const K: usize>(
+        block: *const u8,
+        q8: *const ActivationBlock,
+        q16: *const ActivationBlock16,
+    ) -> i32;
 
-    /// `sum(w x)` of one unpacked block with one activation block.
-    fn block_sum(w: &[int16x8_t; 4], a: [int16x8_t; 4]) -> i32;
-
-    /// The four blocks' headers.
+    /// The headers of the `COUNT` consecutive blocks at `blk`, one block per lane (the other
+    /// lanes zero).
     ///
     /// # Safety
-    /// Each pointer must point to `BLOCK_BYTES` readable bytes.
-    unsafe fn headers(blocks: &[*const u8; 4]) -> Headers;
+    /// `blk` must point to `COUNT` blocks.
+    unsafe fn headers<const COUNT: usize>(blk: *const u8) -> Headers;
 
     /// `acc` plus the group's terms: the four block sums `isum`, the activations' group record
     /// `scales` (x mantissa, x shift, s_fix, q_sum) and the product's shifts.
@@ -251,54 +275,6 @@ trait Format {
         scales: &[int32x4_t; 4],
         shifts: &Shifts,
     ) -> int64x2_t;
-}
-
-/// One group of four blocks against `N` tokens, each block unpacked once.
-///
-/// # Safety
-/// Each pointer must point to `F::BLOCK_BYTES` readable bytes; activation blocks `b..b + 4`
-/// and group `b / 4` must be present in every vector (else they read as zero).
-#[inline(always)]
-unsafe fn group_terms<F: Format, const N: usize>(
-    accs: &mut [int64x2_t; N],
-    blocks: [*const u8; 4],
-    acts: &[&Activations; N],
-    b: usize,
-    shifts: &[Shifts; N],
-) {
-    // SAFETY: the caller guarantees the weight bytes; activations are read through references.
-    unsafe {
-        let a: [&[ActivationBlock; 4]; N] = core::array::from_fn(|t| act_blocks(acts[t], b));
-        let mut sums = [[0i32; 4]; N];
-        let w = F::unpack(blocks[0]);
-        for t in 0..N {
-            sums[t][0] = F::block_sum(&w, ld_block::<0>(a[t]));
-        }
-        let w = F::unpack(blocks[1]);
-        for t in 0..N {
-            sums[t][1] = F::block_sum(&w, ld_block::<1>(a[t]));
-        }
-        let w = F::unpack(blocks[2]);
-        for t in 0..N {
-            sums[t][2] = F::block_sum(&w, ld_block::<2>(a[t]));
-        }
-        let w = F::unpack(blocks[3]);
-        for t in 0..N {
-            sums[t][3] = F::block_sum(&w, ld_block::<3>(a[t]));
-        }
-        let headers = F::headers(&blocks);
-        for t in 0..N {
-            let [s0, s1, s2, s3] = sums[t];
-            let scales = ld_group(act_group(acts[t], b));
-            accs[t] = F::add_terms(
-                accs[t],
-                &headers,
-                lanes(s0, s1, s2, s3),
-                &scales,
-                &shifts[t],
-            );
-        }
-    }
 }
 
 /// The per-product shift constants of [`BlockScaling`], broadcast to every lane.
@@ -377,19 +353,42 @@ unsafe fn ld_u8x16_at<const OFFSET: i32>(p: *const u8) -> uint8x16_t {
     v
 }
 
-/// Activation block `K` of the four at `a` as four registers, with two `ldp q` at immediate
-/// offsets from one base register (free register choice, unlike a four-register `ld1`; see
-/// [`ld_u8x16`] for why asm).
+/// Activation block `K` after `a` as two registers (32 x i8), with one `ldp q` at an
+/// immediate offset from one base register (see [`ld_u8x16`] for why asm).
+///
+/// # Safety
+/// `a + K` must point to a readable activation block (16-byte aligned by its type).
 #[inline(always)]
-fn ld_block<const K: usize>(a: &[ActivationBlock; 4]) -> [int16x8_t; 4] {
+unsafe fn ld_block<const K: usize>(a: *const ActivationBlock) -> [int8x16_t; 2] {
+    let (lo, hi): (int8x16_t, int8x16_t);
+    // SAFETY: the caller guarantees the 32 bytes at offset 32K, aligned by the type.
+    unsafe {
+        asm!(
+            "ldp {lo:q}, {hi:q}, [{p}, #{offset}]",
+            p = in(reg) a,
+            offset = const 32 * K,
+            lo = out(vreg) lo,
+            hi = out(vreg) hi,
+            options(pure, readonly, nostack, preserves_flags)
+        );
+    }
+    [lo, hi]
+}
+
+/// Widened activation block `K` after `a` as four registers (32 x i16), with two `ldp q` at
+/// immediate offsets from one base register.
+///
+/// # Safety
+/// `a + K` must point to a readable activation block (16-byte aligned by its type).
+#[inline(always)]
+unsafe fn ld_block16<const K: usize>(a: *const ActivationBlock16) -> [int16x8_t; 4] {
     let (b0, b1, b2, b3): (int16x8_t, int16x8_t, int16x8_t, int16x8_t);
-    // SAFETY: `a` is a valid reference to four 64-byte blocks, 16-byte aligned by their type;
-    // block K's 64 bytes are at offsets 64K..64K + 64, in bounds and aligned.
+    // SAFETY: the caller guarantees the 64 bytes at offset 64K, aligned by the type.
     unsafe {
         asm!(
             "ldp {b0:q}, {b1:q}, [{p}, #{first}]",
             "ldp {b2:q}, {b3:q}, [{p}, #{second}]",
-            p = in(reg) a as *const [ActivationBlock; 4],
+            p = in(reg) a,
             first = const 64 * K,
             second = const 64 * K + 32,
             b0 = out(vreg) b0,
@@ -442,37 +441,30 @@ fn sum_lanes(v: int64x2_t) -> i64 {
     sum
 }
 
-/// The sum of one block's products from one 16-bit accumulator (each lane at most
-/// 4 x 15 x 127, Q4 nibbles times activations: no overflow).
-#[inline(always)]
-fn nibble_block_sum(w: &[int16x8_t; 4], a: [int16x8_t; 4]) -> i32 {
-    // SAFETY: register-only NEON.
-    unsafe {
-        let mut p = vmulq_s16(w[0], a[0]);
-        p = vmlaq_s16(p, w[1], a[1]);
-        p = vmlaq_s16(p, w[2], a[2]);
-        p = vmlaq_s16(p, w[3], a[3]);
-        vaddlvq_s16(p)
-    }
-}
-
-/// A Q4 block's 16 nibble bytes at `p` as four vectors of one weight per 16-bit lane: lane
-/// `l` of the bytes read as 16-bit holds weights `2l`, `2l + 16`, `2l + 1`, `2l + 17`.
+/// `sum(q x)` of a Q4 block's 16 nibble bytes at `p + OFFSET` with its widened, permuted
+/// activations: the bytes read as eight 16-bit lanes are cut into four vectors of one weight
+/// per lane (`and`/`ushr`), which meet their activations in `mul` + three `mla` on 16-bit
+/// lanes (each lane sums 4 products of at most 15 x 127: no overflow), then one `saddlv`.
+/// 14 instructions per 32 weights; the widening `smull`/`smlal` form on 8-bit activations takes
+/// 10, but ran 50% slower under TCG, which inlines the 16-bit forms and not the widening ones.
 ///
 /// # Safety
 /// `p + OFFSET` must point to 16 readable bytes.
 #[inline(always)]
-unsafe fn unpack_nibbles<const OFFSET: i32>(p: *const u8) -> [int16x8_t; 4] {
+unsafe fn nibble_sum<const OFFSET: i32>(p: *const u8, a: [int16x8_t; 4]) -> i32 {
     // SAFETY: forwarded load guarantee; the rest is register-only NEON.
     unsafe {
         let v = vreinterpretq_u16_u8(ld_u8x16_at::<OFFSET>(p));
         let low = vdupq_n_u16(0x000f);
-        [
-            vreinterpretq_s16_u16(vandq_u16(v, low)),
-            vreinterpretq_s16_u16(vandq_u16(vshrq_n_u16::<4>(v), low)),
-            vreinterpretq_s16_u16(vandq_u16(vshrq_n_u16::<8>(v), low)),
-            vreinterpretq_s16_u16(vshrq_n_u16::<12>(v)),
-        ]
+        let n0 = vreinterpretq_s16_u16(vandq_u16(v, low));
+        let n1 = vreinterpretq_s16_u16(vandq_u16(vshrq_n_u16::<4>(v), low));
+        let n2 = vreinterpretq_s16_u16(vandq_u16(vshrq_n_u16::<8>(v), low));
+        let n3 = vreinterpretq_s16_u16(vshrq_n_u16::<12>(v));
+        let mut sum = vmulq_s16(n0, a[0]);
+        sum = vmlaq_s16(sum, n1, a[1]);
+        sum = vmlaq_s16(sum, n2, a[2]);
+        sum = vmlaq_s16(sum, n3, a[3]);
+        vaddlvq_s16(sum)
     }
 }
 
@@ -566,41 +558,41 @@ unsafe fn ld_lane_u32<const K: i32>(v: uint32x4_t, p: *const u8) -> uint32x4_t {
     v
 }
 
-/// `v` with 16-bit lane `K` loaded from `p` (`ld1 {v.h}[K]`).
+/// The first 4 bytes of each of the first `COUNT` of four consecutive blocks of `BYTES` bytes
+/// at `blk`, one block per 32-bit lane (the other lanes zero): Q4_1's `d | m << 16`, and for
+/// Q4_0/Q8_0 `d` in the low half (the high half, the first weights, is ignored).
 ///
 /// # Safety
-/// `p` must point to 2 readable bytes.
+/// `blk` must point to `COUNT` blocks of `BYTES >= 4` bytes.
 #[inline(always)]
-unsafe fn ld_lane_u16<const K: i32>(v: uint16x8_t, p: *const u8) -> uint16x8_t {
-    let mut v = v;
-    // SAFETY: as in `ld_lane_u32`, for 2 bytes.
+unsafe fn gather_headers<const BYTES: usize, const COUNT: usize>(blk: *const u8) -> uint16x8_t {
+    // SAFETY: each lane load reads the first 4 bytes of a block `k < COUNT`; the rest is
+    // register-only NEON.
     unsafe {
-        asm!(
-            "ld1 {{{v:v}.h}}[{k}], [{p}]",
-            v = inout(vreg) v,
-            p = in(reg) p,
-            k = const K,
-            options(readonly, nostack, preserves_flags)
-        );
+        let mut h = vdupq_n_u32(0);
+        h = ld_lane_u32::<0>(h, blk);
+        if COUNT > 1 {
+            h = ld_lane_u32::<1>(h, blk.add(BYTES));
+        }
+        if COUNT > 2 {
+            h = ld_lane_u32::<2>(h, blk.add(2 * BYTES));
+        }
+        if COUNT > 3 {
+            h = ld_lane_u32::<3>(h, blk.add(3 * BYTES));
+        }
+        vreinterpretq_u16_u32(h)
     }
-    v
 }
 
-/// The f16 scales at the start of four blocks, one per 32-bit lane, split into mantissa and
-/// exponent (no minimums: Q4_0 and Q8_0).
+/// The scales of the first `COUNT` blocks at `blk` (no minimums: Q4_0 and Q8_0).
 ///
 /// # Safety
-/// Each pointer must point to 2 readable bytes.
+/// As [`gather_headers`].
 #[inline(always)]
-unsafe fn scale_headers(blocks: &[*const u8; 4]) -> Headers {
+unsafe fn scale_headers<const BYTES: usize, const COUNT: usize>(blk: *const u8) -> Headers {
     // SAFETY: forwarded to the caller's guarantee; the rest is register-only NEON.
     unsafe {
-        let mut h = vdupq_n_u16(0);
-        h = ld_lane_u16::<0>(h, blocks[0]);
-        h = ld_lane_u16::<2>(h, blocks[1]);
-        h = ld_lane_u16::<4>(h, blocks[2]);
-        h = ld_lane_u16::<6>(h, blocks[3]);
-        let (mantissa, exponent) = split_f16x8(h);
+        let (mantissa, exponent) = split_f16x8(gather_headers::<BYTES, COUNT>(blk));
         let zero = vdupq_n_s32(0);
         Headers {
             d_mantissa: low_halves(mantissa),
@@ -611,59 +603,27 @@ unsafe fn scale_headers(blocks: &[*const u8; 4]) -> Headers {
     }
 }
 
-/// Activation blocks `b..b + 4` as one array reference (zero blocks past the end, which
-/// `fixed_rows`' checks rule out).
-#[inline(always)]
-fn act_blocks(act: &Activations, b: usize) -> &[ActivationBlock; 4] {
-    act.q16
-        .get(b..)
-        .and_then(|rest| rest.first_chunk::<4>())
-        .unwrap_or(&ZERO_ACTIVATIONS)
-}
-
-/// The scale record of the group starting at block `b` (zero past the end, as above).
-#[inline(always)]
-fn act_group(act: &Activations, b: usize) -> &GroupScales {
-    act.groups.get(b / 4).unwrap_or(&ZERO_GROUP)
-}
-
-/// Zero activation blocks (see [`act_blocks`]).
-static ZERO_ACTIVATIONS: [ActivationBlock; 4] = [ActivationBlock([0; QK]); 4];
-
-/// A zero group record (see [`act_group`]).
-static ZERO_GROUP: GroupScales = GroupScales {
-    x_mantissa: [0; 4],
-    x_shift: [0; 4],
-    s_fix: [0; 4],
-    q_sum: [0; 4],
-};
-
 struct Q4_1Format;
 
 impl Format for Q4_1Format {
     const BLOCK_BYTES: usize = Q4_1_BYTES;
 
     #[inline(always)]
-    unsafe fn unpack(block: *const u8) -> [int16x8_t; 4] {
-        // SAFETY: the nibbles are bytes 4..20 of the 20-byte block.
-        unsafe { unpack_nibbles::<4>(block) }
+    unsafe fn block_sum<const K: usize>(
+        block: *const u8,
+        _q8: *const ActivationBlock,
+        q16: *const ActivationBlock16,
+    ) -> i32 {
+        // SAFETY: the nibbles are bytes 4..20 of the 20-byte block; `q16 + K` readable.
+        unsafe { nibble_sum::<4>(block, ld_block16::<K>(q16)) }
     }
 
     #[inline(always)]
-    fn block_sum(w: &[int16x8_t; 4], a: [int16x8_t; 4]) -> i32 {
-        nibble_block_sum(w, a)
-    }
-
-    #[inline(always)]
-    unsafe fn headers(blocks: &[*const u8; 4]) -> Headers {
-        // SAFETY: d | m << 16 are bytes 0..4 of each block (the caller's guarantee).
+    unsafe fn headers<const COUNT: usize>(blk: *const u8) -> Headers {
+        // SAFETY: d | m << 16 are bytes 0..4 of each block `k < COUNT` (the caller's
+        // guarantee); the rest is register-only NEON.
         unsafe {
-            let mut h = vdupq_n_u32(0);
-            h = ld_lane_u32::<0>(h, blocks[0]);
-            h = ld_lane_u32::<1>(h, blocks[1]);
-            h = ld_lane_u32::<2>(h, blocks[2]);
-            h = ld_lane_u32::<3>(h, blocks[3]);
-            let (mantissa, exponent) = split_f16x8(vreinterpretq_u16_u32(h));
+            let (mantissa, exponent) = split_f16x8(gather_headers::<Q4_1_BYTES, COUNT>(blk));
             Headers {
                 d_mantissa: low_halves(mantissa),
                 d_exponent: low_halves(exponent),
@@ -699,20 +659,19 @@ impl Format for Q4_0Format {
     const BLOCK_BYTES: usize = Q4_0_BYTES;
 
     #[inline(always)]
-    unsafe fn unpack(block: *const u8) -> [int16x8_t; 4] {
-        // SAFETY: the nibbles are bytes 2..18 of the 18-byte block.
-        unsafe { unpack_nibbles::<2>(block) }
+    unsafe fn block_sum<const K: usize>(
+        block: *const u8,
+        _q8: *const ActivationBlock,
+        q16: *const ActivationBlock16,
+    ) -> i32 {
+        // SAFETY: the nibbles are bytes 2..18 of the 18-byte block; `q16 + K` readable.
+        unsafe { nibble_sum::<2>(block, ld_block16::<K>(q16)) }
     }
 
     #[inline(always)]
-    fn block_sum(w: &[int16x8_t; 4], a: [int16x8_t; 4]) -> i32 {
-        nibble_block_sum(w, a)
-    }
-
-    #[inline(always)]
-    unsafe fn headers(blocks: &[*const u8; 4]) -> Headers {
+    unsafe fn headers<const COUNT: usize>(blk: *const u8) -> Headers {
         // SAFETY: forwarded: d is bytes 0..2 of each block.
-        unsafe { scale_headers(blocks) }
+        unsafe { scale_headers::<Q4_0_BYTES, COUNT>(blk) }
     }
 
     #[inline(always)]
@@ -736,37 +695,29 @@ impl Format for Q8_0Format {
     const BLOCK_BYTES: usize = Q8_0_BYTES;
 
     #[inline(always)]
-    unsafe fn unpack(block: *const u8) -> [int16x8_t; 4] {
-        // SAFETY: the weights are bytes 2..34 of the 34-byte block; the rest is register-only.
+    unsafe fn block_sum<const K: usize>(
+        block: *const u8,
+        q8: *const ActivationBlock,
+        _q16: *const ActivationBlock16,
+    ) -> i32 {
+        // SAFETY: the weights are bytes 2..34 of the 34-byte block; `q8 + K` readable; the
+        // rest is register-only. Widening multiplies here: 10 instructions per block against
+        // 17 for the 16-bit form, for a little more host time (one matrix, the output).
         unsafe {
-            let v0 = vreinterpretq_s16_u8(ld_u8x16_at::<2>(block));
-            let v1 = vreinterpretq_s16_u8(ld_u8x16_at::<18>(block));
-            // Low bytes sign-extended (weights 2l and 16 + 2l), high bytes (2l + 1, 17 + 2l),
-            // in the order of the activation vectors they meet.
-            [
-                vshrq_n_s16::<8>(vshlq_n_s16::<8>(v0)),
-                vshrq_n_s16::<8>(vshlq_n_s16::<8>(v1)),
-                vshrq_n_s16::<8>(v0),
-                vshrq_n_s16::<8>(v1),
-            ]
-        }
-    }
-
-    #[inline(always)]
-    fn block_sum(w: &[int16x8_t; 4], a: [int16x8_t; 4]) -> i32 {
-        // SAFETY: register-only NEON.
-        unsafe {
-            // Two products per lane in each accumulator: at most 2 x 128 x 127 = 32512.
-            let p0 = vmlaq_s16(vmulq_s16(w[0], a[0]), w[2], a[2]);
-            let p1 = vmlaq_s16(vmulq_s16(w[1], a[1]), w[3], a[3]);
+            let a = ld_block::<K>(q8);
+            let w0 = vreinterpretq_s8_u8(ld_u8x16_at::<2>(block));
+            let w1 = vreinterpretq_s8_u8(ld_u8x16_at::<18>(block));
+            // Two products per 16-bit lane in each accumulator: at most 2 x 128 x 127.
+            let p0 = vmlal_high_s8(vmull_s8(vget_low_s8(w0), vget_low_s8(a[0])), w0, a[0]);
+            let p1 = vmlal_high_s8(vmull_s8(vget_low_s8(w1), vget_low_s8(a[1])), w1, a[1]);
             vaddvq_s32(vpadalq_s16(vpaddlq_s16(p0), p1))
         }
     }
 
     #[inline(always)]
-    unsafe fn headers(blocks: &[*const u8; 4]) -> Headers {
+    unsafe fn headers<const COUNT: usize>(blk: *const u8) -> Headers {
         // SAFETY: forwarded: d is bytes 0..2 of each block.
-        unsafe { scale_headers(blocks) }
+        unsafe { scale_headers::<Q8_0_BYTES, COUNT>(blk) }
     }
 
     #[inline(always)]

@@ -8,7 +8,7 @@ use super::fixed::{split_f16, sshl32, BlockScaling};
 use super::Activations;
 use crate::quant::{
     f16_to_f32, q4_k_scale_min, GgmlType, Q4_0_BYTES, Q4_1_BYTES, Q4_K_BYTES, Q6_K_BYTES,
-    Q8_0_BYTES, QK_K,
+    Q8_0_BYTES, QK, QK_K,
 };
 
 #[inline]
@@ -43,10 +43,11 @@ pub fn dot(ty: GgmlType, row: &[u8], scaling: &BlockScaling, act: &Activations) 
     }
 }
 
-/// `sum(q x)` of one block's 16 nibble bytes (weights 0..15) with its 32 permuted activations:
-/// byte pair `l` as a 16-bit lane holds weights `2l`, `2l + 16`, `2l + 1`, `2l + 17`.
+/// `sum(q x)` of one block's 16 nibble bytes (weights 0..15) with its 32 permuted activations
+/// ([`super::PERMUTED`]): byte pair `l` as a 16-bit lane holds weights `2l`, `2l + 16`,
+/// `2l + 1`, `2l + 17`.
 #[inline]
-pub fn nibble_sum(qs: &[u8], a: &[i16]) -> i32 {
+pub fn nibble_sum(qs: &[u8], a: &[i16; QK]) -> i32 {
     let mut sum = 0i32;
     for l in 0..8 {
         let v = u16::from_le_bytes([qs[2 * l], qs[2 * l + 1]]);
@@ -58,18 +59,14 @@ pub fn nibble_sum(qs: &[u8], a: &[i16]) -> i32 {
     sum
 }
 
-/// `sum(w x)` of one block's 32 signed byte weights with its 32 permuted activations.
+/// `sum(w x)` of one block's 32 signed byte weights with its 32 activations.
 #[inline]
-pub fn byte_sum(qs: &[u8], a: &[i16]) -> i32 {
-    let mut sum = 0i32;
-    for l in 0..8 {
-        let w = |i: usize| i32::from(qs[i] as i8);
-        sum += w(2 * l) * i32::from(a[l])
-            + w(2 * l + 1) * i32::from(a[16 + l])
-            + w(16 + 2 * l) * i32::from(a[8 + l])
-            + w(17 + 2 * l) * i32::from(a[24 + l]);
-    }
-    sum
+pub fn byte_sum(qs: &[u8], a: &[i8; QK]) -> i32 {
+    qs[..QK]
+        .iter()
+        .zip(a)
+        .map(|(&w, &x)| i32::from(w as i8) * i32::from(x))
+        .sum()
 }
 
 /// Block `b`'s scale term `d_fix * A` (see [`super::fixed`]) for f16 scale bits `d`.
@@ -92,7 +89,7 @@ pub fn min_term(m: u16, b: usize, scaling: &BlockScaling, act: &Activations) -> 
 pub fn dot_q4_0(row: &[u8], scaling: &BlockScaling, act: &Activations) -> f32 {
     let mut sum = 0i64;
     for (b, blk) in row.chunks_exact(Q4_0_BYTES).enumerate() {
-        let raw = nibble_sum(&blk[2..], act.block(b));
+        let raw = nibble_sum(&blk[2..], &act.q16[b].0);
         let isum = raw.wrapping_sub(8 * act.q_sum(b));
         sum = sum.wrapping_add(scale_term(u16_at(blk, 0), isum, b, scaling, act));
     }
@@ -103,7 +100,7 @@ pub fn dot_q4_0(row: &[u8], scaling: &BlockScaling, act: &Activations) -> f32 {
 pub fn dot_q4_1(row: &[u8], scaling: &BlockScaling, act: &Activations) -> f32 {
     let mut sum = 0i64;
     for (b, blk) in row.chunks_exact(Q4_1_BYTES).enumerate() {
-        let isum = nibble_sum(&blk[4..], act.block(b));
+        let isum = nibble_sum(&blk[4..], &act.q16[b].0);
         sum = sum
             .wrapping_add(scale_term(u16_at(blk, 0), isum, b, scaling, act))
             .wrapping_add(min_term(u16_at(blk, 2), b, scaling, act));
@@ -194,9 +191,9 @@ pub fn dot_q6_k(row: &[u8], act: &Activations) -> f32 {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{dot, ActivationKind, PERMUTED};
+    use super::super::{dot, ActivationKind};
     use super::*;
-    use crate::quant::{dequantize_row, f32_to_f16, quantize_row, QK};
+    use crate::quant::{dequantize_row, f32_to_f16, quantize_row};
     use alloc::vec;
     use alloc::vec::Vec;
 
@@ -250,7 +247,7 @@ mod tests {
         let bytes = ty.type_size();
         let (mut sum, mut norm) = (0f64, 0f64);
         for (b, blk) in row.chunks_exact(bytes).enumerate() {
-            let q = |i: usize| f64::from(act.q8(b * QK + i));
+            let q = |i: usize| f64::from(act.q8_at(b * QK + i));
             let isum: f64 = match ty {
                 GgmlType::Q4_0 => (0..16)
                     .map(|j| {
@@ -368,19 +365,13 @@ mod tests {
         let mut act = Activations::new(32);
         act.set(&x, true, false);
         // amax = 2.1 -> d = 2.1/127; q(2.1) = 127, q(-1.0) = round(-1.0 * 127 / 2.1) = -60.
-        assert_eq!(act.q8(31), 127);
-        assert_eq!(act.q8(0), -60);
-        let sum: i32 = (0..32).map(|i| act.q8(i) as i32).sum();
+        assert_eq!(act.q8_at(31), 127);
+        assert_eq!(act.q8_at(0), -60);
+        let sum: i32 = (0..32).map(|i| act.q8_at(i) as i32).sum();
         assert_eq!(act.q_sum(0), sum);
         let dh = f16_to_f32(crate::quant::f32_to_f16(2.1 / 127.0));
         assert_eq!(act.d32[0], dh);
         assert!((act.s32[0] - sum as f32 * dh).abs() <= 0.01 * (sum as f32 * dh).abs());
-        // The permutation is a bijection onto the block.
-        let mut seen = [false; QK];
-        for &p in &PERMUTED {
-            assert!(!seen[p]);
-            seen[p] = true;
-        }
         assert_eq!(
             ActivationKind::for_weights(GgmlType::Q4_1),
             ActivationKind::Q8x32
