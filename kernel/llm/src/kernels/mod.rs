@@ -229,14 +229,11 @@ impl Activations {
         let mut largest_d = 1;
         let mut largest_s = 1;
         for b in 0..blocks {
-            let (q, d, s) = quantize_q8_1(&self.x[b * QK..(b + 1) * QK]);
-            self.q8[b].0 = q;
-            let wide = &mut self.q16[b].0;
-            let mut sum = 0i32;
-            for (i, &v) in q.iter().enumerate() {
-                wide[PERMUTED[i]] = i16::from(v);
-                sum += i32::from(v);
-            }
+            let x: &[f32; QK] = match self.x[b * QK..(b + 1) * QK].try_into() {
+                Ok(x) => x,
+                Err(_) => continue, // a 32-element range always converts
+            };
+            let (sum, d, s) = quantize_block(x, &mut self.q8[b], &mut self.q16[b]);
             self.d32[b] = f16_to_f32(d);
             self.s32[b] = f16_to_f32(s);
             let (mantissa, exponent) = fixed::split_f16(d);
@@ -281,21 +278,58 @@ fn f16_round(x: f32) -> f32 {
 
 /// Quantizes one 32-element block: `q = round(x / d)`, `d = max|x| / 127` (f16 bits), and
 /// `s = f16(f16(sum q) * d)` (f16 bits): exactly candle's `BlockQ8_1::from_float` (whose
-/// `d`/`qs` also equal `BlockQ8_0::from_float`).
-pub fn quantize_q8_1(x: &[f32]) -> ([i8; QK], u16, u16) {
-    let mut q = [0i8; QK];
-    let amax = x.iter().fold(0f32, |m, &v| m.max(v.abs()));
+/// `d`/`qs` also equal `BlockQ8_0::from_float`). Returns `(q, d, s)`.
+pub fn quantize_q8_1(x: &[f32; QK]) -> ([i8; QK], u16, u16) {
+    let (mut q8, mut q16) = (ActivationBlock::default(), ActivationBlock16::default());
+    let (_, d, s) = quantize_block(x, &mut q8, &mut q16);
+    (q8.0, d, s)
+}
+
+/// [`quantize_q8_1`] into both stored forms; returns `(sum q, d, s)`. The element work (the
+/// largest magnitude; round, clamp, store) is NEON on AArch64, the same values either way.
+pub fn quantize_block(
+    x: &[f32; QK],
+    q8: &mut ActivationBlock,
+    q16: &mut ActivationBlock16,
+) -> (i32, u16, u16) {
+    let amax = abs_max(x);
     let scale = amax / 127.0;
     let inv = if scale != 0.0 { 1.0 / scale } else { 0.0 };
-    let mut sum = 0i32;
-    for (qv, &xv) in q.iter_mut().zip(x) {
-        // |x * inv| <= 127 (+ rounding): the clamp only guards the cast.
-        *qv = round_i32(xv * inv).clamp(-127, 127) as i8;
-        sum += *qv as i32;
-    }
+    let sum = round_into(x, inv, q8, q16);
     let d = f32_to_f16(scale);
     let s = f32_to_f16(f16_round(sum as f32) * f16_to_f32(d));
-    (q, d, s)
+    (sum, d, s)
+}
+
+/// `max(0, max |x|)`, NaN ignored (as `f32::max` does).
+#[inline]
+fn abs_max(x: &[f32; QK]) -> f32 {
+    #[cfg(target_arch = "aarch64")]
+    {
+        neon::abs_max(x)
+    }
+    #[cfg(not(target_arch = "aarch64"))]
+    {
+        x.iter().fold(0f32, |m, &v| m.max(v.abs()))
+    }
+}
+
+/// `q = clamp(round(x * inv), -127, 127)` into both forms; returns `sum q`.
+#[inline]
+fn round_into(
+    x: &[f32; QK],
+    inv: f32,
+    q8: &mut ActivationBlock,
+    q16: &mut ActivationBlock16,
+) -> i32 {
+    #[cfg(target_arch = "aarch64")]
+    {
+        neon::round_into(x, inv, q8, q16)
+    }
+    #[cfg(not(target_arch = "aarch64"))]
+    {
+        portable::round_into(x, inv, q8, q16)
+    }
 }
 
 /// Quantizes `x` into 256-element Q8_K blocks (candle's `BlockQ8K::from_float`): the value of

@@ -145,18 +145,25 @@ fn fixed_rows<F: Format>(
         // SAFETY: `act` holds `blocks` activation blocks and `ceil(blocks / 4)` group records
         // (checked above), and every row of `rows` is `blocks` blocks of `F` (`row_bytes`
         // checked above, `rows` a whole number of rows by `dot_rows`).
-        unsafe { pass::<F>(rows, row_bytes, blocks, scaling, act, out) };
+        unsafe {
+            if scaling.all_normal {
+                pass::<F, true>(rows, row_bytes, blocks, scaling, act, out)
+            } else {
+                pass::<F, false>(rows, row_bytes, blocks, scaling, act, out)
+            }
+        };
     }
     true
 }
 
-/// One pass over the rows for one token.
+/// One pass over the rows for one token; `NORMAL` when the matrix has no zero or subnormal
+/// scale ([`super::ScaleExponents::all_normal`]).
 ///
 /// # Safety
 /// Every row of `rows` (`row_bytes` each) must be `blocks` blocks of `F`, and `act` must hold
 /// at least `blocks` activation blocks of each form and `ceil(blocks / 4)` group records.
 #[inline(always)]
-unsafe fn pass<F: Format>(
+unsafe fn pass<F: Format, const NORMAL: bool>(
     rows: &[u8],
     row_bytes: usize,
     blocks: usize,
@@ -177,7 +184,7 @@ unsafe fn pass<F: Format>(
             for g in 0..whole {
                 let blk = base.add(4 * g * F::BLOCK_BYTES);
                 let a = (q8.add(4 * g), q16.add(4 * g));
-                acc = group_terms::<F, 4>(acc, blk, a, groups.add(g), &shifts);
+                acc = group_terms::<F, 4, NORMAL>(acc, blk, a, groups.add(g), &shifts);
             }
             let (blk, a, g) = (
                 base.add(4 * whole * F::BLOCK_BYTES),
@@ -185,9 +192,9 @@ unsafe fn pass<F: Format>(
                 groups.add(whole),
             );
             acc = match blocks % 4 {
-                1 => group_terms::<F, 1>(acc, blk, a, g, &shifts),
-                2 => group_terms::<F, 2>(acc, blk, a, g, &shifts),
-                3 => group_terms::<F, 3>(acc, blk, a, g, &shifts),
+                1 => group_terms::<F, 1, NORMAL>(acc, blk, a, g, &shifts),
+                2 => group_terms::<F, 2, NORMAL>(acc, blk, a, g, &shifts),
+                3 => group_terms::<F, 3, NORMAL>(acc, blk, a, g, &shifts),
                 _ => acc,
             };
             sum_lanes(acc)
@@ -204,7 +211,7 @@ unsafe fn pass<F: Format>(
 /// `blk` must point to `COUNT` blocks of `F`, `q8` and `q16` to `COUNT` activation blocks each,
 /// `g` to a group record.
 #[inline(always)]
-unsafe fn group_terms<F: Format, const COUNT: usize>(
+unsafe fn group_terms<F: Format, const COUNT: usize, const NORMAL: bool>(
     acc: int64x2_t,
     blk: *const u8,
     (q8, q16): (*const ActivationBlock, *const ActivationBlock16),
@@ -226,7 +233,7 @@ unsafe fn group_terms<F: Format, const COUNT: usize>(
         if COUNT > 3 {
             sums[3] = F::block_sum::<3>(blk.add(3 * b), q8, q16);
         }
-        let headers = F::headers::<COUNT>(blk);
+        let headers = F::headers::<COUNT, NORMAL>(blk);
         let isum = lanes(sums[0], sums[1], sums[2], sums[3]);
         F::add_terms(acc, &headers, isum, &ld_group(&*g), shifts)
     }
@@ -260,11 +267,11 @@ trait Format {
     ) -> i32;
 
     /// The headers of the `COUNT` consecutive blocks at `blk`, one block per lane (the other
-    /// lanes zero).
+    /// lanes zero); `NORMAL` when no scale is zero or subnormal.
     ///
     /// # Safety
     /// `blk` must point to `COUNT` blocks.
-    unsafe fn headers<const COUNT: usize>(blk: *const u8) -> Headers;
+    unsafe fn headers<const COUNT: usize, const NORMAL: bool>(blk: *const u8) -> Headers;
 
     /// `acc` plus the group's terms: the four block sums `isum`, the activations' group record
     /// `scales` (x mantissa, x shift, s_fix, q_sum) and the product's shifts.
@@ -480,24 +487,34 @@ fn lanes(s0: i32, s1: i32, s2: i32, s3: i32) -> int32x4_t {
     }
 }
 
-/// `fixed::split_f16` on eight lanes of f16 bits: (signed mantissa, exponent).
+/// `fixed::split_f16` on eight lanes of f16 bits: (signed mantissa, exponent). With `NORMAL`
+/// (no lane's exponent field is 0, see `ScaleExponents::all_normal`) the implicit bit is
+/// always set and the exponent is the field itself: three instructions fewer, same result for
+/// such lanes.
 #[inline(always)]
-fn split_f16x8(h: uint16x8_t) -> (int16x8_t, int16x8_t) {
+fn split_f16x8<const NORMAL: bool>(h: uint16x8_t) -> (int16x8_t, int16x8_t) {
     // SAFETY: register-only NEON.
     unsafe {
         let field = vandq_u16(vshrq_n_u16::<10>(h), vdupq_n_u16(0x1f));
-        let normal = vtstq_u16(h, vdupq_n_u16(0x7c00));
-        let magnitude = vorrq_u16(
-            vandq_u16(h, vdupq_n_u16(0x3ff)),
-            vandq_u16(normal, vdupq_n_u16(0x400)),
-        );
-        let exponent = vreinterpretq_s16_u16(vmaxq_u16(field, vdupq_n_u16(1)));
+        let (magnitude, exponent) = if NORMAL {
+            (
+                vorrq_u16(vandq_u16(h, vdupq_n_u16(0x3ff)), vdupq_n_u16(0x400)),
+                field,
+            )
+        } else {
+            let normal = vtstq_u16(h, vdupq_n_u16(0x7c00));
+            let magnitude = vorrq_u16(
+                vandq_u16(h, vdupq_n_u16(0x3ff)),
+                vandq_u16(normal, vdupq_n_u16(0x400)),
+            );
+            (magnitude, vmaxq_u16(field, vdupq_n_u16(1)))
+        };
         let negative = vshrq_n_s16::<15>(vreinterpretq_s16_u16(h));
         let mantissa = vsubq_s16(
             veorq_s16(vreinterpretq_s16_u16(magnitude), negative),
             negative,
         );
-        (mantissa, exponent)
+        (mantissa, vreinterpretq_s16_u16(exponent))
     }
 }
 
@@ -589,10 +606,12 @@ unsafe fn gather_headers<const BYTES: usize, const COUNT: usize>(blk: *const u8)
 /// # Safety
 /// As [`gather_headers`].
 #[inline(always)]
-unsafe fn scale_headers<const BYTES: usize, const COUNT: usize>(blk: *const u8) -> Headers {
+unsafe fn scale_headers<const BYTES: usize, const COUNT: usize, const NORMAL: bool>(
+    blk: *const u8,
+) -> Headers {
     // SAFETY: forwarded to the caller's guarantee; the rest is register-only NEON.
     unsafe {
-        let (mantissa, exponent) = split_f16x8(gather_headers::<BYTES, COUNT>(blk));
+        let (mantissa, exponent) = split_f16x8::<NORMAL>(gather_headers::<BYTES, COUNT>(blk));
         let zero = vdupq_n_s32(0);
         Headers {
             d_mantissa: low_halves(mantissa),
@@ -619,11 +638,12 @@ impl Format for Q4_1Format {
     }
 
     #[inline(always)]
-    unsafe fn headers<const COUNT: usize>(blk: *const u8) -> Headers {
+    unsafe fn headers<const COUNT: usize, const NORMAL: bool>(blk: *const u8) -> Headers {
         // SAFETY: d | m << 16 are bytes 0..4 of each block `k < COUNT` (the caller's
         // guarantee); the rest is register-only NEON.
         unsafe {
-            let (mantissa, exponent) = split_f16x8(gather_headers::<Q4_1_BYTES, COUNT>(blk));
+            let (mantissa, exponent) =
+                split_f16x8::<NORMAL>(gather_headers::<Q4_1_BYTES, COUNT>(blk));
             Headers {
                 d_mantissa: low_halves(mantissa),
                 d_exponent: low_halves(exponent),
@@ -669,9 +689,9 @@ impl Format for Q4_0Format {
     }
 
     #[inline(always)]
-    unsafe fn headers<const COUNT: usize>(blk: *const u8) -> Headers {
+    unsafe fn headers<const COUNT: usize, const NORMAL: bool>(blk: *const u8) -> Headers {
         // SAFETY: forwarded: d is bytes 0..2 of each block.
-        unsafe { scale_headers::<Q4_0_BYTES, COUNT>(blk) }
+        unsafe { scale_headers::<Q4_0_BYTES, COUNT, NORMAL>(blk) }
     }
 
     #[inline(always)]
@@ -715,9 +735,9 @@ impl Format for Q8_0Format {
     }
 
     #[inline(always)]
-    unsafe fn headers<const COUNT: usize>(blk: *const u8) -> Headers {
+    unsafe fn headers<const COUNT: usize, const NORMAL: bool>(blk: *const u8) -> Headers {
         // SAFETY: forwarded: d is bytes 0..2 of each block.
-        unsafe { scale_headers::<Q8_0_BYTES, COUNT>(blk) }
+        unsafe { scale_headers::<Q8_0_BYTES, COUNT, NORMAL>(blk) }
     }
 
     #[inline(always)]
@@ -729,6 +749,106 @@ impl Format for Q8_0Format {
         shifts: &Shifts,
     ) -> int64x2_t {
         add_scale_terms(acc, headers, isum, scales, shifts)
+    }
+}
+
+/// Eight registers of four `f32` (one block of 32 activations) with four `ldp q`.
+#[inline(always)]
+fn ld_f32x32(x: &[f32; QK]) -> [float32x4_t; 8] {
+    let r: [float32x4_t; 8];
+    let (a, b, c, d, e, f, g, h): (
+        float32x4_t,
+        float32x4_t,
+        float32x4_t,
+        float32x4_t,
+        float32x4_t,
+        float32x4_t,
+        float32x4_t,
+        float32x4_t,
+    );
+    // SAFETY: `x` is a valid reference to 128 bytes; `ldp q` at a 4-byte aligned address is
+    // allowed on normal memory (SCTLR_EL1.A clear, see `ld_u8x16_at`).
+    unsafe {
+        asm!(
+            "ldp {a:q}, {b:q}, [{p}]",
+            "ldp {c:q}, {d:q}, [{p}, #32]",
+            "ldp {e:q}, {f:q}, [{p}, #64]",
+            "ldp {g:q}, {h:q}, [{p}, #96]",
+            p = in(reg) x.as_ptr(),
+            a = out(vreg) a,
+            b = out(vreg) b,
+            c = out(vreg) c,
+            d = out(vreg) d,
+            e = out(vreg) e,
+            f = out(vreg) f,
+            g = out(vreg) g,
+            h = out(vreg) h,
+            options(pure, readonly, nostack, preserves_flags)
+        );
+    }
+    r = [a, b, c, d, e, f, g, h];
+    r
+}
+
+/// `max(0, max |x|)` with NaN ignored, as `f32::max` folds it (`fmaxnm` returns the number
+/// when one operand is NaN; the zero keeps an all-NaN block at 0).
+pub fn abs_max(x: &[f32; QK]) -> f32 {
+    let v = ld_f32x32(x);
+    // SAFETY: register-only NEON.
+    unsafe {
+        let m01 = vmaxnmq_f32(vabsq_f32(v[0]), vabsq_f32(v[1]));
+        let m23 = vmaxnmq_f32(vabsq_f32(v[2]), vabsq_f32(v[3]));
+        let m45 = vmaxnmq_f32(vabsq_f32(v[4]), vabsq_f32(v[5]));
+        let m67 = vmaxnmq_f32(vabsq_f32(v[6]), vabsq_f32(v[7]));
+        let m = vmaxnmq_f32(vmaxnmq_f32(m01, m23), vmaxnmq_f32(m45, m67));
+        vmaxnmvq_f32(vmaxnmq_f32(m, vdupq_n_f32(0.0)))
+    }
+}
+
+/// `portable::round_into` with NEON: `fmul`, `fcvtas` (round half away, saturating, NaN to 0:
+/// the scalar conversion's semantics), clamp, narrow, and `uzp1`/`uzp2` for the permuted
+/// 16-bit form (even elements of each half, then odd ones).
+pub fn round_into(
+    x: &[f32; QK],
+    inv: f32,
+    q8: &mut ActivationBlock,
+    q16: &mut ActivationBlock16,
+) -> i32 {
+    let v = ld_f32x32(x);
+    // SAFETY: register-only NEON, then stores through the two exclusive references (32 and
+    // 64 bytes, 16-byte aligned by their types).
+    unsafe {
+        let inv = vdupq_n_f32(inv);
+        let (lo, hi) = (vdupq_n_s32(-127), vdupq_n_s32(127));
+        let q = |r: float32x4_t| vmaxq_s32(vminq_s32(vcvtaq_s32_f32(vmulq_f32(r, inv)), hi), lo);
+        let n0 = vmovn_high_s32(vmovn_s32(q(v[0])), q(v[1])); // x0..8
+        let n1 = vmovn_high_s32(vmovn_s32(q(v[2])), q(v[3])); // x8..16
+        let n2 = vmovn_high_s32(vmovn_s32(q(v[4])), q(v[5])); // x16..24
+        let n3 = vmovn_high_s32(vmovn_s32(q(v[6])), q(v[7])); // x24..32
+        let b0 = vmovn_high_s16(vmovn_s16(n0), n1);
+        let b1 = vmovn_high_s16(vmovn_s16(n2), n3);
+        let p = [
+            vuzp1q_s16(n0, n1),
+            vuzp1q_s16(n2, n3),
+            vuzp2q_s16(n0, n1),
+            vuzp2q_s16(n2, n3),
+        ];
+        asm!(
+            "stp {b0:q}, {b1:q}, [{q8}]",
+            "stp {p0:q}, {p1:q}, [{q16}]",
+            "stp {p2:q}, {p3:q}, [{q16}, #32]",
+            q8 = in(reg) q8 as *mut ActivationBlock,
+            q16 = in(reg) q16 as *mut ActivationBlock16,
+            b0 = in(vreg) b0,
+            b1 = in(vreg) b1,
+            p0 = in(vreg) p[0],
+            p1 = in(vreg) p[1],
+            p2 = in(vreg) p[2],
+            p3 = in(vreg) p[3],
+            options(nostack, preserves_flags)
+        );
+        // |sum| of four lanes of at most 127 each fits in i16.
+        vaddlvq_s16(vaddq_s16(vaddq_s16(n0, n1), vaddq_s16(n2, n3)))
     }
 }
 
@@ -892,6 +1012,39 @@ mod tests {
                 a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()),
                 "{h:#x}"
             );
+        }
+    }
+
+    #[test]
+    fn neon_quantization_equals_the_portable_specification() {
+        let mut s = 7u32;
+        let mut rnd = || {
+            s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            ((s >> 8) as f32 / (1u32 << 24) as f32 - 0.5) * 8.0
+        };
+        let mut cases: Vec<[f32; QK]> = (0..200).map(|_| core::array::from_fn(|_| rnd())).collect();
+        cases.push([0.0; QK]);
+        cases.push([-0.0; QK]);
+        cases.push([f32::NAN; QK]);
+        let mut mixed: [f32; QK] = core::array::from_fn(|i| i as f32 - 15.5);
+        mixed[3] = f32::NAN;
+        mixed[7] = f32::INFINITY;
+        mixed[9] = -1e30;
+        mixed[11] = 1e-40; // subnormal
+        cases.push(mixed);
+        cases.push(core::array::from_fn(
+            |i| if i % 2 == 0 { 0.5 } else { -1.5 },
+        )); // ties
+        for x in &cases {
+            let portable_max = x.iter().fold(0f32, |m, &v| m.max(v.abs()));
+            assert_eq!(abs_max(x).to_bits(), portable_max.to_bits(), "{x:?}");
+            for inv in [0.0f32, 1.0, 127.0 / 3.9, 3.0e38, f32::NAN] {
+                let (mut a8, mut a16) = (ActivationBlock::default(), ActivationBlock16::default());
+                let (mut b8, mut b16) = (ActivationBlock::default(), ActivationBlock16::default());
+                let sa = round_into(x, inv, &mut a8, &mut a16);
+                let sb = portable::round_into(x, inv, &mut b8, &mut b16);
+                assert_eq!((sa, a8, a16), (sb, b8, b16), "inv {inv} x {x:?}");
+            }
         }
     }
 

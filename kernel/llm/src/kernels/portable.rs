@@ -69,6 +69,26 @@ pub fn byte_sum(qs: &[u8], a: &[i8; QK]) -> i32 {
         .sum()
 }
 
+/// The specification of the Q8_1 element work: `q = clamp(round(x * inv), -127, 127)`
+/// (rounding half away from zero), stored in natural order and widened in
+/// [`super::PERMUTED`] order; returns `sum q`.
+pub fn round_into(
+    x: &[f32; QK],
+    inv: f32,
+    q8: &mut super::ActivationBlock,
+    q16: &mut super::ActivationBlock16,
+) -> i32 {
+    let mut sum = 0i32;
+    for (i, &v) in x.iter().enumerate() {
+        // |x * inv| <= 127 (+ rounding): the clamp only guards the cast.
+        let q = (libm::roundf(v * inv) as i32).clamp(-127, 127);
+        q8.0[i] = q as i8;
+        q16.0[super::PERMUTED[i]] = q as i16;
+        sum += q;
+    }
+    sum
+}
+
 /// Block `b`'s scale term `d_fix * A` (see [`super::fixed`]) for f16 scale bits `d`.
 #[inline]
 pub fn scale_term(d: u16, isum: i32, b: usize, scaling: &BlockScaling, act: &Activations) -> i64 {
