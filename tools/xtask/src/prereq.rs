@@ -358,6 +358,13 @@ pub fn newest_kernel_package(listing: &str) -> Option<String> {
 
 /// Installs every missing Debian tool (one apt-get call) and QEMU 10.
 pub fn ensure_tools() -> Result<()> {
+    ensure_debian_tools()?;
+    ensure_qemu()
+}
+
+/// Installs every missing Debian tool (one apt-get call): clang for the eBPF C samples, wabt,
+/// lld and the rest of [`TOOLS`].
+pub fn ensure_debian_tools() -> Result<()> {
     let missing: Vec<&Tool> = TOOLS
         .iter()
         .filter(|t| process::which(t.program).is_none())
@@ -372,7 +379,7 @@ pub fn ensure_tools() -> Result<()> {
         let packages: Vec<&str> = missing.iter().map(|t| t.package).collect();
         apt_install(&packages, None)?;
     }
-    ensure_qemu()
+    Ok(())
 }
 
 /// The target the NEON unit tests are built for (std, so libtest runs; the kernels are the

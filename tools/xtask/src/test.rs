@@ -93,7 +93,7 @@ pub fn suites() -> Vec<Suite> {
             name: "host",
             about: "unit, conformance and golden tests of every default workspace member (cargo test --profile hosttest)",
             needs_kernel: false,
-            prepare: || Ok(()),
+            prepare: prepare_host,
             counting: Counting::Libtest,
             command: |context| {
                 let mut c = hosttest(&[]);
@@ -277,9 +277,9 @@ pub fn command(args: &mut Args) -> Result<i32> {
 
     let started = Instant::now();
     let mut results: Vec<(&str, Tally)> = Vec::new();
-    // Host tests need nothing but cargo and run first, so a host failure shows early;
-    // the kernel image, device tree and model are prepared before the first suite that
-    // needs them.
+    // Host tests need only the Debian tools and the default model (their `prepare`) and run
+    // first, so a host failure shows early; the kernel image, device tree and the models of
+    // the QEMU suite are prepared before the first suite that needs them.
     let mut context = None;
     for suite in &selected {
         if suite.needs_kernel && context.is_none() {
@@ -337,6 +337,14 @@ pub fn command(args: &mut Args) -> Result<i32> {
     } else {
         1
     })
+}
+
+/// What the host suite needs besides cargo: the Debian tools (clang builds the eBPF C samples)
+/// and the default model (the tokenizer, GGUF and golden tests read it).
+fn prepare_host() -> Result<()> {
+    prereq::ensure_debian_tools()?;
+    models::ensure(&models::default_model()?)?;
+    Ok(())
 }
 
 /// The manifest name of the synthetic TinyLlama the QEMU suite boots.
