@@ -42,11 +42,11 @@ pub const KILL_WAIT_MS: u64 = 2000;
 /// at most this much (as 2 MiB blocks).
 pub const MAX_DEVICE_TREE_SIZE: usize = 2 * 1024 * 1024;
 
-/// How many times a core polls for the worker pool's next job (a worker) or for the last
-/// share to finish (the caller) before sleeping in `wfi`. The inference engine runs ~150
-/// fork-join jobs per token with serial gaps of 10-200 us between them; a wake-up from `wfi`
-/// costs a host thread's sleep and wake under QEMU (tens of microseconds or more), which made
-/// two cores no faster than one. 20 000 polls are roughly 100-300 us under TCG and a few
-/// hundred microseconds on a Cortex-A72: longer than the engine's gaps, short enough that an
-/// idle pool goes back to `wfi` (and EL0 tasks) almost at once.
-pub const POOL_SPIN_ITERATIONS: usize = 20_000;
+/// How long a core polls for the worker pool's next job (a worker, right after its last one)
+/// or for the last share to finish (the caller) before sleeping in `wfi`, in microseconds. The
+/// inference engine runs ~150 fork-join jobs per token with serial gaps of 10-300 us between
+/// them (scalar float code is slow under TCG); a wake-up from `wfi` costs a host thread's sleep
+/// and wake under QEMU (tens of microseconds or more) and made two cores no faster than one. A
+/// bound in time rather than in polls holds on any CPU speed; 1 ms covers the engine's gaps and
+/// still sends an idle pool back to `wfi` (and to EL0 tasks) within a millisecond of the last job.
+pub const POOL_SPIN_MICROSECONDS: u64 = 1_000;

@@ -46,11 +46,11 @@ mod memory;
 #[cfg(target_os = "none")]
 mod power;
 #[cfg(target_os = "none")]
+mod services;
+#[cfg(target_os = "none")]
 mod shell;
 #[cfg(target_os = "none")]
 mod task;
-#[cfg(target_os = "none")]
-mod services;
 
 /// The worker pool and per-core data, at a short path: `crate::smp::run_on_all_cores(...)`.
 #[cfg(target_os = "none")]

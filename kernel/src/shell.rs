@@ -266,6 +266,24 @@ fn command_cores(_arguments: &[&str], _line: &str) {
         .take(online)
         .all(|r| r.load(Ordering::Acquire) == first);
     println!("worker pool: {finished} of {online} cores ran the job in {elapsed_us} us");
+    let stats = smp::pool_stats();
+    let us = |ticks: u64| ticks * 1_000_000 / timer::frequency().max(1);
+    let per_job = |ticks: u64| us(ticks) as f64 / stats.jobs.max(1) as f64;
+    println!(
+        "pool since boot: {} jobs, {} wake-up SGIs, caller waited {} times in wfi; per job: \
+         caller's share {:.1} us, wait for the last share {:.1} us, worker pick-up {:.1} us",
+        stats.jobs,
+        stats.wake_sgis,
+        stats.caller_sleeps,
+        per_job(stats.caller_share_ticks),
+        per_job(stats.caller_wait_ticks),
+        us(stats.pickup_ticks) as f64 / stats.pickups.max(1) as f64,
+    );
+    println!(
+        "pool since boot: jobs took {} ms in all, the caller's work between jobs {} ms",
+        us(stats.job_ticks) / 1000,
+        us(stats.gap_ticks) / 1000,
+    );
     println!(
         "floating-point results: {}",
         if identical {

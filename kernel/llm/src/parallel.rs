@@ -5,11 +5,17 @@
 //! over its cores; [`Sequential`] runs everything on the calling core and, with the `std`
 //! feature, `ThreadScope` uses `std::thread::scope` for host tests and tools.
 //!
-//! Each worker computes a contiguous range of output rows ([`rows_for`]), so workers write
-//! disjoint parts of the output. [`par_rows`] is the one place that hands those disjoint parts
-//! out; it is the only `unsafe` in the engine outside the NEON kernels.
+//! Work is handed out dynamically: the rows of a product are cut into [`Chunking`] chunks
+//! (several per worker) and every worker takes the next unclaimed chunk from one atomic
+//! counter until none is left. A worker that starts late (woken from `wfi`, or its host thread
+//! descheduled under QEMU) simply takes fewer chunks, so the barrier waits for at most about one
+//! chunk instead of for the slowest worker's whole share. Every row is computed by exactly one
+//! worker with the same code whatever the split, so results do not depend on it. The functions
+//! here are the one place that hands the disjoint parts of an output out; they are the only
+//! `unsafe` in the engine outside the NEON kernels.
 
 use core::ops::Range;
+use core::sync::atomic::{AtomicUsize, Ordering};
 
 /// Runs a closure on every worker and waits for all of them.
 pub trait Parallel: Sync {
@@ -68,6 +74,61 @@ pub fn rows_for(rows: usize, worker: usize, workers: usize) -> Range<usize> {
     start.min(rows)..end.min(rows)
 }
 
+/// Chunks handed out per worker: enough that a late start or an uneven host costs a fraction
+/// of a share, few enough that the per-chunk setup (a kernel call) stays negligible.
+pub const CHUNKS_PER_WORKER: usize = 8;
+
+/// Chunk lengths are multiples of this (rows), so kernels that work on groups of rows see
+/// whole groups except at the very end.
+const CHUNK_ALIGN: usize = 4;
+
+/// How `units` units of work (rows, heads) are cut into chunks for `workers` workers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Chunking {
+    /// Units per chunk (the last chunk may be shorter).
+    pub len: usize,
+    /// Number of chunks.
+    pub count: usize,
+}
+
+impl Chunking {
+    /// `CHUNKS_PER_WORKER` chunks per worker, rounded up to [`CHUNK_ALIGN`] units (1 when
+    /// `align` is false, for units that are not rows).
+    pub fn new(units: usize, workers: usize, align: bool) -> Self {
+        let wanted = workers.max(1) * CHUNKS_PER_WORKER;
+        let mut len = units.div_ceil(wanted).max(1);
+        if align {
+            len = len.next_multiple_of(CHUNK_ALIGN);
+        }
+        Chunking {
+            len,
+            count: units.div_ceil(len),
+        }
+    }
+
+    /// The units of chunk `index`.
+    pub fn range(&self, index: usize, units: usize) -> Range<usize> {
+        let start = (index * self.len).min(units);
+        start..(start + self.len).min(units)
+    }
+}
+
+/// Calls `f(range)` for every chunk of `0..units`, each exactly once, the chunks claimed
+/// dynamically by `par`'s workers (see the module documentation).
+fn run_chunked(par: &dyn Parallel, units: usize, align: bool, f: &(dyn Fn(Range<usize>) + Sync)) {
+    let chunking = Chunking::new(units, par.workers(), align);
+    let next = AtomicUsize::new(0);
+    par.run(&|_worker, _workers| loop {
+        // Relaxed is enough: the counter only has to hand every index out once; the outputs
+        // are published to the caller by `par.run`'s own barrier.
+        let index = next.fetch_add(1, Ordering::Relaxed);
+        if index >= chunking.count {
+            break;
+        }
+        f(chunking.range(index, units));
+    });
+}
+
 /// Raw view of the output slice shared by the workers (each writes only its own rows).
 struct SharedOut {
     ptr: *mut f32,
@@ -93,16 +154,16 @@ pub fn par_rows(par: &dyn Parallel, out: &mut [f32], row: &(dyn Fn(usize) -> f32
         len: rows,
     };
     let shared = &shared;
-    par.run(&|worker, workers| {
-        let range = rows_for(shared.len, worker, workers);
+    run_chunked(par, rows, true, &|range| {
         if range.is_empty() {
             return;
         }
         #[allow(unsafe_code)]
-        // SAFETY: `range` lies inside `0..len` (rows_for clamps it), the ranges of different
-        // workers are disjoint, `out` is mutably borrowed for the whole of `par.run`, which
-        // returns only after every worker has finished: each element is written by one worker
-        // and nobody else reads or writes it meanwhile.
+        // SAFETY: `range` lies inside `0..len` (Chunking::range clamps it), every chunk is
+        // claimed by one worker only (run_chunked), so the ranges are disjoint, and `out` is
+        // mutably borrowed for the whole of `par.run`, which returns only after every worker has
+        // finished: each element is written by one worker and nobody else reads or writes it
+        // meanwhile.
         let mine = unsafe {
             core::slice::from_raw_parts_mut(shared.ptr.add(range.start), range.end - range.start)
         };
@@ -112,8 +173,8 @@ pub fn par_rows(par: &dyn Parallel, out: &mut [f32], row: &(dyn Fn(usize) -> f32
     });
 }
 
-/// Calls `f(first_row, rows)` on each worker with its contiguous share of `out` (see
-/// [`rows_for`]), so a kernel can run over a whole range of rows per call.
+/// Calls `f(first_row, rows)` for every chunk of `out` (see [`Chunking`]), on whichever worker
+/// claims it, so a kernel can run over a whole range of rows per call.
 pub fn par_ranges(par: &dyn Parallel, out: &mut [f32], f: &(dyn Fn(usize, &mut [f32]) + Sync)) {
     let rows = out.len();
     if par.workers() <= 1 {
@@ -125,14 +186,13 @@ pub fn par_ranges(par: &dyn Parallel, out: &mut [f32], f: &(dyn Fn(usize, &mut [
         len: rows,
     };
     let shared = &shared;
-    par.run(&|worker, workers| {
-        let range = rows_for(shared.len, worker, workers);
+    run_chunked(par, rows, true, &|range| {
         if range.is_empty() {
             return;
         }
         #[allow(unsafe_code)]
-        // SAFETY: as in `par_rows`: `range` is inside `0..len`, the workers' ranges are
-        // disjoint, and `out` stays mutably borrowed until `par.run` has returned.
+        // SAFETY: as in `par_rows`: `range` is inside `0..len`, the chunks are disjoint, and
+        // `out` stays mutably borrowed until `par.run` has returned.
         let mine = unsafe {
             core::slice::from_raw_parts_mut(shared.ptr.add(range.start), range.end - range.start)
         };
@@ -163,14 +223,14 @@ pub fn par_chunks(
         len,
     };
     let shared = &shared;
-    par.run(&|worker, workers| {
-        for i in rows_for(chunks, worker, workers) {
+    run_chunked(par, chunks, false, &|indices| {
+        for i in indices {
             let start = i * chunk_len;
             let end = (start + chunk_len).min(shared.len);
             #[allow(unsafe_code)]
-            // SAFETY: chunk `i` is `start..end` inside `0..len`; each chunk index belongs to
-            // exactly one worker (rows_for partitions `0..chunks`), so chunks handed out are
-            // disjoint, and `out` stays mutably borrowed until `par.run` has returned.
+            // SAFETY: chunk `i` is `start..end` inside `0..len`; each index belongs to exactly
+            // one claimed range (run_chunked hands every range out once), so chunks handed out
+            // are disjoint, and `out` stays mutably borrowed until `par.run` has returned.
             let chunk =
                 unsafe { core::slice::from_raw_parts_mut(shared.ptr.add(start), end - start) };
             f(i, chunk);
@@ -210,8 +270,7 @@ pub fn par_ranges_batch(
         };
     }
     let shared = &shared;
-    par.run(&|worker, workers| {
-        let range = rows_for(rows, worker, workers);
+    run_chunked(par, rows, true, &|range| {
         if range.is_empty() {
             return;
         }
@@ -219,7 +278,7 @@ pub fn par_ranges_batch(
         for (part, out) in parts.iter_mut().zip(&shared[..count]) {
             #[allow(unsafe_code)]
             // SAFETY: as in `par_ranges`, for each output: `range` is inside `0..rows`, the
-            // workers' ranges are disjoint, and every output stays mutably borrowed until
+            // chunks are disjoint, and every output stays mutably borrowed until
             // `par.run` has returned.
             let mine = unsafe {
                 core::slice::from_raw_parts_mut(out.ptr.add(range.start), range.end - range.start)
@@ -263,6 +322,42 @@ mod tests {
                 assert_eq!(next, rows);
             }
         }
+    }
+
+    #[test]
+    fn chunks_cover_every_unit_once_and_are_aligned() {
+        for units in [0, 1, 3, 5, 36, 576, 577, 960, 1536, 49152] {
+            for workers in 1..9 {
+                for align in [false, true] {
+                    let chunking = Chunking::new(units, workers, align);
+                    assert!(chunking.count <= workers * CHUNKS_PER_WORKER);
+                    let mut next = 0;
+                    for index in 0..chunking.count {
+                        let range = chunking.range(index, units);
+                        assert_eq!(range.start, next);
+                        assert!(!range.is_empty());
+                        if align && range.end != units {
+                            assert_eq!(range.len() % CHUNK_ALIGN, 0);
+                        }
+                        next = range.end;
+                    }
+                    assert_eq!(next, units, "units {units} workers {workers}");
+                    assert!(chunking.range(chunking.count, units).is_empty());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn chunked_runs_claim_every_chunk_once_across_threads() {
+        let claimed: alloc::vec::Vec<AtomicUsize> =
+            (0..1000).map(|_| AtomicUsize::new(0)).collect();
+        run_chunked(&ThreadScope { workers: 4 }, 1000, true, &|range| {
+            for i in range {
+                claimed[i].fetch_add(1, Ordering::Relaxed);
+            }
+        });
+        assert!(claimed.iter().all(|c| c.load(Ordering::Relaxed) == 1));
     }
 
     #[test]

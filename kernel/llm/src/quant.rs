@@ -114,7 +114,7 @@ impl GgmlType {
 
     /// Bytes of a row of `n` weights, or `None` when `n` is not a whole number of blocks.
     pub fn row_bytes(self, n: usize) -> Option<usize> {
-        if n % self.block_size() != 0 {
+        if !n.is_multiple_of(self.block_size()) {
             return None;
         }
         (n / self.block_size()).checked_mul(self.type_size())
@@ -312,7 +312,7 @@ pub fn dequantize_row(ty: GgmlType, bytes: &[u8], out: &mut [f32]) -> bool {
 /// scales from the block's range rather than ggml's iterative search). Returns `false` when
 /// `x` is not a whole number of blocks.
 pub fn quantize_row(ty: GgmlType, x: &[f32], out: &mut alloc::vec::Vec<u8>) -> bool {
-    if x.len() % ty.block_size() != 0 {
+    if !x.len().is_multiple_of(ty.block_size()) {
         return false;
     }
     let round = |v: f32| libm::roundf(v);

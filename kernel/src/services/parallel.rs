@@ -1,7 +1,8 @@
 //! The engine's [`llm::Parallel`] over the kernel's worker pool: one worker per online core.
 //!
-//! The engine splits every matrix product's rows (and attention's heads) into `workers()`
-//! contiguous ranges and calls `run` once per product; `run` is the pool's fork-join barrier
+//! The engine cuts every matrix product's rows (and attention's heads) into chunks, several per
+//! worker, that the workers claim from a shared counter, and calls `run` once per product (see
+//! `llm::parallel`); `run` is the pool's fork-join barrier
 //! (`smp::run_on_all_cores`: publish the job, wake the other cores by SGI, run the caller's
 //! share, wait for the last core). The pool hands each share its core index and the core count,
 //! exactly the `(worker, workers)` pair the engine expects, so this adapter adds nothing to the

@@ -72,6 +72,23 @@ pub const PERMUTED: [usize; QK] = {
     p
 };
 
+/// Where element `i` of a 32-element Q4_K sub-block is stored in [`Activations::qk16`]: the
+/// order in which its weights unpack from 16-bit lanes. A Q4_K sub-block pair (64 weights)
+/// holds its first sub-block in the low nibbles of 32 bytes and its second in the high ones;
+/// read as two registers of eight 16-bit lanes, lane `l` of the first holds weights `2l` and
+/// `2l + 1` of each sub-block, lane `l` of the second `16 + 2l` and `17 + 2l`. So each
+/// sub-block's values are stored as four runs of eight: even 0..16, odd 0..16, even 16..32,
+/// odd 16..32.
+pub const PERMUTED_K: [usize; QK] = {
+    let mut p = [0usize; QK];
+    let mut i = 0;
+    while i < QK {
+        p[i] = (i / 16) * 16 + (i % 2) * 8 + (i % 16) / 2;
+        i += 1;
+    }
+    p
+};
+
 /// One block of Q8_1 values widened to i16 in [`PERMUTED`] order, for the Q4 kernels: the
 /// unpacked nibbles meet their activations lane by lane in 16-bit `mul`/`mla`, which TCG
 /// inlines (the widening 8-bit multiplies it does not, and they cost ~50% more there).
@@ -119,10 +136,16 @@ pub struct Activations {
     pub sum_exponent_max: i32,
     /// Q8_K values.
     pub qk: Vec<i8>,
+    /// The same values widened to i16, each 32 in [`PERMUTED_K`] order (Q4_K weights).
+    pub qk16: Vec<i16>,
     /// Per-256 block scale (f32).
     pub dk: Vec<f32>,
     /// Per-16 sums of the Q8_K values.
     pub bsums: Vec<i32>,
+    /// The same sums as i16 (at most 16 x 128 in magnitude), for the Q6_K kernel's offset.
+    pub bsums16: Vec<i16>,
+    /// Per-32 sums of the Q8_K values as i16 (at most 32 x 128), for the Q4_K kernel's mins.
+    pub bsums32: Vec<i16>,
 }
 
 impl Activations {
@@ -142,8 +165,11 @@ impl Activations {
             scale_exponent_max: 1,
             sum_exponent_max: 1,
             qk: alloc::vec![0; cap_k],
+            qk16: alloc::vec![0; cap_k],
             dk: alloc::vec![0.0; cap_k / QK_K],
             bsums: alloc::vec![0; cap_k / 16],
+            bsums16: alloc::vec![0; cap_k / 16],
+            bsums32: alloc::vec![0; cap_k / 32],
         }
     }
 
@@ -206,6 +232,7 @@ impl Activations {
             + self.q16.len() * core::mem::size_of::<ActivationBlock16>()
             + self.groups.len() * core::mem::size_of::<GroupScales>()
             + self.qk.len()
+            + (self.qk16.len() + self.bsums16.len() + self.bsums32.len()) * 2
     }
 
     /// Loads `x` and computes the quantized forms in `kinds`. `x.len()` must not exceed the
@@ -218,8 +245,26 @@ impl Activations {
         if q8x32 {
             self.quantize_q8x32(n);
         }
-        if q8k && n % QK_K == 0 {
+        if q8k && n.is_multiple_of(QK_K) {
             quantize_q8k(&x[..n], &mut self.qk[..n], &mut self.dk, &mut self.bsums);
+            for (wide, narrow) in self.qk16[..n]
+                .chunks_exact_mut(QK)
+                .zip(self.qk[..n].chunks_exact(QK))
+            {
+                for (&value, &at) in narrow.iter().zip(PERMUTED_K.iter()) {
+                    wide[at] = i16::from(value);
+                }
+            }
+            let sums = n / 16;
+            for (narrow, &sum) in self.bsums16[..sums].iter_mut().zip(&self.bsums[..sums]) {
+                *narrow = sum as i16; // |sum| <= 16 x 128
+            }
+            for (narrow, pair) in self.bsums32[..sums / 2]
+                .iter_mut()
+                .zip(self.bsums[..sums].chunks_exact(2))
+            {
+                *narrow = (pair[0] + pair[1]) as i16; // |sum| <= 32 x 128
+            }
         }
     }
 

@@ -24,9 +24,12 @@
 //! stack buffer (zero scales add nothing), so every block takes the same path. The integers are
 //! the portable kernels' own, so results agree to the bit.
 //!
-//! Q4_K and Q6_K (TinyLlama-class files) use NEON for the integer sums of each 16 weights
-//! (`smull`/`smlal2`, one `saddlv`) and keep the portable kernels' scalar float steps (a few per
-//! 256 weights), so they are bit-identical to the portable kernels as well.
+//! Q4_K and Q6_K (TinyLlama-class files) unpack their 4- and 6-bit weights from 16-bit lanes
+//! the same way, against Q8_K activations widened to i16 in the matching order
+//! ([`super::PERMUTED_K`]): `mul`/`mla` on 16-bit lanes per sub-block, then one widening
+//! multiply-add by the sub-block's scale into a 32-bit accumulator, and one `addv` per 256
+//! weights. The integer sums are the portable kernels' and the scalar float steps (a few per
+//! 256 weights) run in the same order, so they are bit-identical to the portable kernels too.
 
 #![allow(unsafe_code)]
 
@@ -36,7 +39,7 @@ use core::arch::asm;
 use super::fixed::BlockScaling;
 use super::{ActivationBlock, ActivationBlock16, Activations, GroupScales};
 use crate::quant::{
-    q4_k_scale_min, GgmlType, Q4_0_BYTES, Q4_1_BYTES, Q4_K_BYTES, Q6_K_BYTES, Q8_0_BYTES, QK, QK_K,
+    GgmlType, Q4_0_BYTES, Q4_1_BYTES, Q4_K_BYTES, Q6_K_BYTES, Q8_0_BYTES, QK, QK_K,
 };
 
 /// `x` rounded to the nearest integer, ties away from zero (exactly `roundf`), saturated to
@@ -70,9 +73,34 @@ fn f16_hw(bits: u16) -> f32 {
     out
 }
 
+/// The f16 at `b[at..at + 2]` as f32, in integer arithmetic when it is a normal number (the
+/// exponent rebiased, the mantissa moved up: exact), else by `fcvt`. Under TCG `fcvt` is a
+/// helper call; the K-quant kernels convert two scales per 256 weights.
 #[inline(always)]
-fn f16_at(b: &[u8], at: usize) -> f32 {
-    f16_hw(u16::from_le_bytes([b[at], b[at + 1]]))
+fn f16_at_fast(b: &[u8], at: usize) -> f32 {
+    let bits = u16::from_le_bytes([b[at], b[at + 1]]);
+    let exponent = bits & 0x7c00;
+    if exponent != 0 && exponent != 0x7c00 {
+        let sign = u32::from(bits & 0x8000) << 16;
+        let magnitude = (u32::from(bits & 0x7fff) + ((127 - 15) << 10)) << 13;
+        f32::from_bits(sign | magnitude)
+    } else {
+        f16_hw(bits)
+    }
+}
+
+/// The sum of the four lanes, through general registers: `addv` is a helper call in TCG.
+#[inline(always)]
+fn sum_lanes32(v: int32x4_t) -> i32 {
+    // SAFETY: register-only NEON lane moves.
+    let (low, high) = unsafe {
+        let wide = vreinterpretq_u64_s32(v);
+        (vgetq_lane_u64::<0>(wide), vgetq_lane_u64::<1>(wide))
+    };
+    (low as i32)
+        .wrapping_add((low >> 32) as i32)
+        .wrapping_add(high as i32)
+        .wrapping_add((high >> 32) as i32)
 }
 
 /// `outs[t][i] = row i . acts[t]` for the rows of `rows` (`outs[t].len()` rows of
@@ -326,16 +354,6 @@ unsafe fn ld_u8x16(p: *const u8) -> uint8x16_t {
         );
     }
     v
-}
-
-/// 16 `i8` from `p` (see [`ld_u8x16`]).
-///
-/// # Safety
-/// `p` must point to 16 readable bytes.
-#[inline(always)]
-unsafe fn ld_s8x16(p: *const i8) -> int8x16_t {
-    // SAFETY: forwarded to the caller's guarantee.
-    unsafe { vreinterpretq_s8_u8(ld_u8x16(p as *const u8)) }
 }
 
 /// 16 bytes at `p + OFFSET` with one `ldur q` (immediate offset, so no address arithmetic).
@@ -755,7 +773,6 @@ impl Format for Q8_0Format {
 /// Eight registers of four `f32` (one block of 32 activations) with four `ldp q`.
 #[inline(always)]
 fn ld_f32x32(x: &[f32; QK]) -> [float32x4_t; 8] {
-    let r: [float32x4_t; 8];
     let (a, b, c, d, e, f, g, h): (
         float32x4_t,
         float32x4_t,
@@ -786,22 +803,40 @@ fn ld_f32x32(x: &[f32; QK]) -> [float32x4_t; 8] {
             options(pure, readonly, nostack, preserves_flags)
         );
     }
-    r = [a, b, c, d, e, f, g, h];
-    r
+    [a, b, c, d, e, f, g, h]
 }
 
-/// `max(0, max |x|)` with NaN ignored, as `f32::max` folds it (`fmaxnm` returns the number
-/// when one operand is NaN; the zero keeps an all-NaN block at 0).
+/// `max(0, max |x|)` with NaN ignored, as `f32::max` folds it, in integer arithmetic: the bit
+/// patterns of non-negative floats order like the floats, so with the sign bit cleared and
+/// NaNs (patterns above infinity's) replaced by zero, the largest pattern is the largest
+/// magnitude. Under TCG each vector float operation is a helper call (~70 ns) and each integer
+/// one is inlined (~1.5 ns): this is ~15x cheaper than `fabs`/`fmaxnm`, bit for bit the same.
 pub fn abs_max(x: &[f32; QK]) -> f32 {
     let v = ld_f32x32(x);
     // SAFETY: register-only NEON.
     unsafe {
-        let m01 = vmaxnmq_f32(vabsq_f32(v[0]), vabsq_f32(v[1]));
-        let m23 = vmaxnmq_f32(vabsq_f32(v[2]), vabsq_f32(v[3]));
-        let m45 = vmaxnmq_f32(vabsq_f32(v[4]), vabsq_f32(v[5]));
-        let m67 = vmaxnmq_f32(vabsq_f32(v[6]), vabsq_f32(v[7]));
-        let m = vmaxnmq_f32(vmaxnmq_f32(m01, m23), vmaxnmq_f32(m45, m67));
-        vmaxnmvq_f32(vmaxnmq_f32(m, vdupq_n_f32(0.0)))
+        let magnitude = vdupq_n_u32(0x7fff_ffff);
+        let infinity = vdupq_n_u32(0x7f80_0000);
+        let abs = |r: float32x4_t| {
+            let a = vandq_u32(vreinterpretq_u32_f32(r), magnitude);
+            // NaN (above infinity) becomes 0, which never wins against the fold's 0.0.
+            vbicq_u32(a, vcgtq_u32(a, infinity))
+        };
+        let m01 = vmaxq_u32(abs(v[0]), abs(v[1]));
+        let m23 = vmaxq_u32(abs(v[2]), abs(v[3]));
+        let m45 = vmaxq_u32(abs(v[4]), abs(v[5]));
+        let m67 = vmaxq_u32(abs(v[6]), abs(v[7]));
+        let m = vmaxq_u32(vmaxq_u32(m01, m23), vmaxq_u32(m45, m67));
+        // Lanes through general registers (an across-lanes `umaxv` is a helper call in TCG).
+        let wide = vreinterpretq_u64_u32(m);
+        let (low, high) = (vgetq_lane_u64::<0>(wide), vgetq_lane_u64::<1>(wide));
+        let lanes = [
+            low as u32,
+            (low >> 32) as u32,
+            high as u32,
+            (high >> 32) as u32,
+        ];
+        f32::from_bits(lanes.into_iter().max().unwrap_or(0))
     }
 }
 
@@ -862,9 +897,12 @@ fn dot_k(ty: GgmlType, row: &[u8], act: &Activations) -> Option<f32> {
     } else {
         Q6_K_BYTES
     };
-    if act.len() % QK_K != 0
+    if !act.len().is_multiple_of(QK_K)
         || row.len() != superblocks * bytes
         || act.qk.len() < superblocks * QK_K
+        || act.qk16.len() < superblocks * QK_K
+        || act.bsums16.len() < superblocks * (QK_K / 16)
+        || act.bsums32.len() < superblocks * (QK_K / 32)
         || act.dk.len() < superblocks
         || act.bsums.len() < superblocks * (QK_K / 16)
     {
@@ -877,110 +915,278 @@ fn dot_k(ty: GgmlType, row: &[u8], act: &Activations) -> Option<f32> {
     })
 }
 
-/// Sum of the 16 products of 16 lanes (widening to 16 bits, then one widening add across).
-/// Lanes must keep 2 x |w| x |x| within i16 (Q4_K nibbles: 2 x 15 x 128; Q6_K: 2 x 32 x 128).
+/// The eight 6-bit scales and the eight 6-bit mins of a Q4_K super-block (its 12 packed bytes)
+/// as eight bytes each, unpacked with word-wide masks: the values `quant::q4_k_scale_min`
+/// gives one sub-block at a time.
 #[inline(always)]
-fn sum16(w: int8x16_t, x: int8x16_t) -> i32 {
-    // SAFETY: register-only NEON arithmetic.
+pub fn q4_k_scales_mins(packed: &[u8; 12]) -> (u64, u64) {
+    const LOW6: u32 = 0x3f3f_3f3f;
+    const LOW4: u32 = 0x0f0f_0f0f;
+    const TOP2: u32 = 0x0303_0303;
+    let word = |i: usize| {
+        u32::from_le_bytes([
+            packed[4 * i],
+            packed[4 * i + 1],
+            packed[4 * i + 2],
+            packed[4 * i + 3],
+        ])
+    };
+    let (w0, w1, w2) = (word(0), word(1), word(2));
+    // Sub-blocks 0-3: the low 6 bits of bytes 0-3 (scales) and 4-7 (mins). Sub-blocks 4-7: the
+    // nibbles of bytes 8-11, topped with the 2 high bits of bytes 0-3 (scales) and 4-7 (mins).
+    let scales_low = w0 & LOW6;
+    let mins_low = w1 & LOW6;
+    let scales_high = (w2 & LOW4) | (((w0 >> 6) & TOP2) << 4);
+    let mins_high = ((w2 >> 4) & LOW4) | (((w1 >> 6) & TOP2) << 4);
+    (
+        u64::from(scales_low) | (u64::from(scales_high) << 32),
+        u64::from(mins_low) | (u64::from(mins_high) << 32),
+    )
+}
+
+/// Four 8-lane i16 registers from the 64 bytes at `p` (two `ldp q`, as [`ld_block16`]).
+///
+/// # Safety
+/// `p` must point to 32 readable `i16`.
+#[inline(always)]
+unsafe fn ld_i16x32(p: *const i16) -> [int16x8_t; 4] {
+    // SAFETY: ld_block16 reads the 64 bytes at its pointer with `ldp q`, which has no alignment
+    // requirement on normal memory (see `ld_u8x16_at`); no reference to a block is formed.
+    unsafe { ld_block16::<0>(p as *const ActivationBlock16) }
+}
+
+/// One Q4_K sub-block pair (64 weights: 32 nibble bytes at `q`) against its widened, permuted
+/// activations at `x` ([`super::PERMUTED_K`]), each sub-block's sums times its scale (lanes `A`
+/// and `B` of `scales`) added into `acc`. The bytes read as 16-bit lanes are cut into one
+/// weight per lane with `and`/`ushr` and meet their activations in `mul` + three `mla` per
+/// sub-block (each lane sums 4 products of at most 15 x 128: no overflow); the scale joins in
+/// a widening multiply-add by lane.
+///
+/// # Safety
+/// `q` must point to 32 readable bytes and `x` to 64 readable `i16`.
+#[inline(always)]
+unsafe fn q4_k_pair<const A: i32, const B: i32>(
+    acc: int32x4_t,
+    q: *const u8,
+    x: *const i16,
+    scales: int16x8_t,
+) -> int32x4_t {
+    // SAFETY: forwarded load guarantees; the rest is register-only NEON.
     unsafe {
-        let p = vmlal_high_s8(vmull_s8(vget_low_s8(w), vget_low_s8(x)), w, x);
-        vaddlvq_s16(p)
+        let q0 = vreinterpretq_u16_u8(ld_u8x16(q));
+        let q1 = vreinterpretq_u16_u8(ld_u8x16(q.add(16)));
+        let xa = ld_i16x32(x);
+        let xb = ld_i16x32(x.add(32));
+        let low = vdupq_n_u16(0x000f);
+        let w = |v: uint16x8_t| vreinterpretq_s16_u16(v);
+        let mut a = vmulq_s16(w(vandq_u16(q0, low)), xa[0]);
+        a = vmlaq_s16(a, w(vandq_u16(vshrq_n_u16::<8>(q0), low)), xa[1]);
+        a = vmlaq_s16(a, w(vandq_u16(q1, low)), xa[2]);
+        a = vmlaq_s16(a, w(vandq_u16(vshrq_n_u16::<8>(q1), low)), xa[3]);
+        let mut b = vmulq_s16(w(vandq_u16(vshrq_n_u16::<4>(q0), low)), xb[0]);
+        b = vmlaq_s16(b, w(vshrq_n_u16::<12>(q0)), xb[1]);
+        b = vmlaq_s16(b, w(vandq_u16(vshrq_n_u16::<4>(q1), low)), xb[2]);
+        b = vmlaq_s16(b, w(vshrq_n_u16::<12>(q1)), xb[3]);
+        let mut acc = vmlal_laneq_s16::<A>(acc, vget_low_s16(a), scales);
+        acc = vmlal_high_laneq_s16::<A>(acc, a, scales);
+        acc = vmlal_laneq_s16::<B>(acc, vget_low_s16(b), scales);
+        vmlal_high_laneq_s16::<B>(acc, b, scales)
     }
 }
 
-/// Q4_K x Q8_K (see `portable::dot_q4_k`); sizes checked by `dot_k`.
+/// Q4_K x Q8_K (see `portable::dot_q4_k`); sizes checked by `dot_k`. The integer sums are the
+/// portable kernel's (exact), so with the float steps in the same order the result is
+/// bit-identical. One 32-bit accumulator per super-block: one `addv` per 256 weights.
 fn dot_q4_k(row: &[u8], act: &Activations, superblocks: usize) -> f32 {
     let mut sum = 0f32;
-    for sb in 0..superblocks {
-        let b = &row[sb * Q4_K_BYTES..(sb + 1) * Q4_K_BYTES];
+    for (sb, b) in row.chunks_exact(Q4_K_BYTES).take(superblocks).enumerate() {
         let dx = act.dk[sb];
-        let d = f16_at(b, 0) * dx;
-        let dmin = f16_at(b, 2) * dx;
-        let scales = &b[4..16];
-        let bs = &act.bsums[sb * 16..sb * 16 + 16];
-        let x = act.qk[sb * QK_K..].as_ptr();
-        let mut sumi = 0i32;
-        let mut summ = 0i32;
-        for chunk in 0..4 {
-            let (sc1, m1) = q4_k_scale_min(2 * chunk, scales);
-            let (sc2, m2) = q4_k_scale_min(2 * chunk + 1, scales);
-            // SAFETY: 32 nibble bytes at 16 + 32 * chunk of the 144-byte block, and 64
-            // activations at 64 * chunk of the super-block's 256 (q32 length checked).
-            let (lo, hi) = unsafe {
-                let q0 = ld_u8x16(b.as_ptr().add(16 + 32 * chunk));
-                let q1 = ld_u8x16(b.as_ptr().add(32 + 32 * chunk));
-                let xp = x.add(64 * chunk);
-                let m = vdupq_n_u8(0x0f);
-                let l0 = vreinterpretq_s8_u8(vandq_u8(q0, m));
-                let l1 = vreinterpretq_s8_u8(vandq_u8(q1, m));
-                let h0 = vreinterpretq_s8_u8(vshrq_n_u8(q0, 4));
-                let h1 = vreinterpretq_s8_u8(vshrq_n_u8(q1, 4));
-                let lo = sum16(l0, ld_s8x16(xp)) + sum16(l1, ld_s8x16(xp.add(16)));
-                let hi = sum16(h0, ld_s8x16(xp.add(32))) + sum16(h1, ld_s8x16(xp.add(48)));
-                (lo, hi)
-            };
-            sumi += sc1 as i32 * lo + sc2 as i32 * hi;
-            summ += m1 as i32 * (bs[4 * chunk] + bs[4 * chunk + 1]);
-            summ += m2 as i32 * (bs[4 * chunk + 2] + bs[4 * chunk + 3]);
-        }
+        let d = f16_at_fast(b, 0) * dx;
+        let dmin = f16_at_fast(b, 2) * dx;
+        let mut packed = [0u8; 12];
+        packed.copy_from_slice(&b[4..16]);
+        let (scales, mins) = q4_k_scales_mins(&packed);
+        // SAFETY: the 128 nibble bytes at 16.. of the 144-byte block, the super-block's 256
+        // widened activations and 8 per-32 sums (qk16 holds as many values as qk, bsums32 one
+        // per 32 of them; dot_k checked their lengths).
+        let (sumi, summ) = unsafe {
+            // Scales and mins are at most 63: as bytes widened to i16 they are the same values.
+            let scales = vreinterpretq_s16_u16(vmovl_u8(vcreate_u8(scales)));
+            let mins = vreinterpretq_s16_u16(vmovl_u8(vcreate_u8(mins)));
+            let sums = ld_i16x8(act.bsums32.as_ptr().add(8 * sb));
+            let summ = vmlal_high_s16(
+                vmull_s16(vget_low_s16(mins), vget_low_s16(sums)),
+                mins,
+                sums,
+            );
+            let q = b.as_ptr().add(16);
+            let x = act.qk16.as_ptr().add(sb * QK_K);
+            let mut acc = vdupq_n_s32(0);
+            acc = q4_k_pair::<0, 1>(acc, q, x, scales);
+            acc = q4_k_pair::<2, 3>(acc, q.add(32), x.add(64), scales);
+            acc = q4_k_pair::<4, 5>(acc, q.add(64), x.add(128), scales);
+            acc = q4_k_pair::<6, 7>(acc, q.add(96), x.add(192), scales);
+            (sum_lanes32(acc), sum_lanes32(summ))
+        };
         sum += d * sumi as f32 - dmin * summ as f32;
     }
     sum
 }
 
-/// Q6_K x Q8_K (see `portable::dot_q6_k`); sizes checked by `dot_k`.
+/// Eight i16 from `p` (see [`ld_u8x16`]).
+///
+/// # Safety
+/// `p` must point to 8 readable `i16`.
+#[inline(always)]
+unsafe fn ld_i16x8(p: *const i16) -> int16x8_t {
+    // SAFETY: forwarded to the caller's guarantee (16 bytes).
+    unsafe { vreinterpretq_s16_u8(ld_u8x16(p as *const u8)) }
+}
+
+/// One Q6_K half super-block (128 weights: 64 `ql` bytes, 32 `qh` bytes) against its widened,
+/// permuted activations at `x` ([`super::PERMUTED_K`]): each 16-weight group's sum times its
+/// scale (lane `g` of `scales`) added into `acc`. Weight `l` of a quarter is the nibble of
+/// `ql` byte `l` (or `l + 32`) topped with two bits of `qh` byte `l`; read as 16-bit lanes,
+/// both nibbles and both `qh` pairs of two neighbouring weights come out with `and`/shifts and
+/// one `orr` per 8 weights, kept unsigned (0..63: the offset of 32 is the caller's, through the
+/// activation sums). Each 16-bit lane sums 2 products of at most 63 x 128: no overflow.
+///
+/// # Safety
+/// `ql` must point to 64 readable bytes, `qh` to 32, `x` to 128 readable `i16`.
+#[inline(always)]
+unsafe fn q6_k_half(
+    acc: int32x4_t,
+    ql: *const u8,
+    qh: *const u8,
+    x: *const i16,
+    scales: int16x8_t,
+) -> int32x4_t {
+    // SAFETY: forwarded load guarantees; the rest is register-only NEON.
+    unsafe {
+        let u16s = |p: *const u8| vreinterpretq_u16_u8(ld_u8x16(p));
+        let (l0, l1, l2, l3) = (
+            u16s(ql),
+            u16s(ql.add(16)),
+            u16s(ql.add(32)),
+            u16s(ql.add(48)),
+        );
+        let (h0, h1) = (u16s(qh), u16s(qh.add(16)));
+        let nibble = vdupq_n_u16(0x000f);
+        let top = vdupq_n_u16(0x0030);
+        let w = |v: uint16x8_t| vreinterpretq_s16_u16(v);
+        // The low nibbles of the even / odd bytes, with the qh pair at bits `SHIFT` of the even
+        // byte (`SHIFT + 8` of the odd one) moved to bits 4-5.
+        let low_pair = |l: uint16x8_t, even_top: uint16x8_t, odd_top: uint16x8_t| {
+            (
+                w(vorrq_u16(vandq_u16(l, nibble), vandq_u16(even_top, top))),
+                w(vorrq_u16(
+                    vandq_u16(vshrq_n_u16::<8>(l), nibble),
+                    vandq_u16(odd_top, top),
+                )),
+            )
+        };
+        let high_pair = |l: uint16x8_t, even_top: uint16x8_t, odd_top: uint16x8_t| {
+            (
+                w(vorrq_u16(
+                    vandq_u16(vshrq_n_u16::<4>(l), nibble),
+                    vandq_u16(even_top, top),
+                )),
+                w(vorrq_u16(vshrq_n_u16::<12>(l), vandq_u16(odd_top, top))),
+            )
+        };
+        let x0 = ld_i16x32(x);
+        let x1 = ld_i16x32(x.add(32));
+        let x2 = ld_i16x32(x.add(64));
+        let x3 = ld_i16x32(x.add(96));
+        let group = |(even, odd): (int16x8_t, int16x8_t), xe: int16x8_t, xo: int16x8_t| {
+            vmlaq_s16(vmulq_s16(even, xe), odd, xo)
+        };
+        // Quarter 1: ql[l] low nibble, qh[l] bits 0-1 (groups 0, 1).
+        let g0 = group(
+            low_pair(l0, vshlq_n_u16::<4>(h0), vshrq_n_u16::<4>(h0)),
+            x0[0],
+            x0[1],
+        );
+        let g1 = group(
+            low_pair(l1, vshlq_n_u16::<4>(h1), vshrq_n_u16::<4>(h1)),
+            x0[2],
+            x0[3],
+        );
+        // Quarter 2: ql[l + 32] low nibble, qh[l] bits 2-3 (groups 2, 3).
+        let g2 = group(
+            low_pair(l2, vshlq_n_u16::<2>(h0), vshrq_n_u16::<6>(h0)),
+            x1[0],
+            x1[1],
+        );
+        let g3 = group(
+            low_pair(l3, vshlq_n_u16::<2>(h1), vshrq_n_u16::<6>(h1)),
+            x1[2],
+            x1[3],
+        );
+        // Quarter 3: ql[l] high nibble, qh[l] bits 4-5 (groups 4, 5).
+        let g4 = group(high_pair(l0, h0, vshrq_n_u16::<8>(h0)), x2[0], x2[1]);
+        let g5 = group(high_pair(l1, h1, vshrq_n_u16::<8>(h1)), x2[2], x2[3]);
+        // Quarter 4: ql[l + 32] high nibble, qh[l] bits 6-7 (groups 6, 7).
+        let g6 = group(
+            high_pair(l2, vshrq_n_u16::<2>(h0), vshrq_n_u16::<10>(h0)),
+            x3[0],
+            x3[1],
+        );
+        let g7 = group(
+            high_pair(l3, vshrq_n_u16::<2>(h1), vshrq_n_u16::<10>(h1)),
+            x3[2],
+            x3[3],
+        );
+        let mut acc = vmlal_laneq_s16::<0>(acc, vget_low_s16(g0), scales);
+        acc = vmlal_high_laneq_s16::<0>(acc, g0, scales);
+        acc = vmlal_laneq_s16::<1>(acc, vget_low_s16(g1), scales);
+        acc = vmlal_high_laneq_s16::<1>(acc, g1, scales);
+        acc = vmlal_laneq_s16::<2>(acc, vget_low_s16(g2), scales);
+        acc = vmlal_high_laneq_s16::<2>(acc, g2, scales);
+        acc = vmlal_laneq_s16::<3>(acc, vget_low_s16(g3), scales);
+        acc = vmlal_high_laneq_s16::<3>(acc, g3, scales);
+        acc = vmlal_laneq_s16::<4>(acc, vget_low_s16(g4), scales);
+        acc = vmlal_high_laneq_s16::<4>(acc, g4, scales);
+        acc = vmlal_laneq_s16::<5>(acc, vget_low_s16(g5), scales);
+        acc = vmlal_high_laneq_s16::<5>(acc, g5, scales);
+        acc = vmlal_laneq_s16::<6>(acc, vget_low_s16(g6), scales);
+        acc = vmlal_high_laneq_s16::<6>(acc, g6, scales);
+        acc = vmlal_laneq_s16::<7>(acc, vget_low_s16(g7), scales);
+        vmlal_high_laneq_s16::<7>(acc, g7, scales)
+    }
+}
+
+/// Q6_K x Q8_K (see `portable::dot_q6_k`); sizes checked by `dot_k`. With the weights kept
+/// unsigned, `sum(sc (q - 32) x) = sum(sc q x) - 32 sum(sc sum16(x))`, the second term from
+/// the activations' 16-element sums: the same integer as the portable kernel's, so with its
+/// float step the result is bit-identical.
 fn dot_q6_k(row: &[u8], act: &Activations, superblocks: usize) -> f32 {
     let mut sum = 0f32;
-    for sb in 0..superblocks {
-        let b = &row[sb * Q6_K_BYTES..(sb + 1) * Q6_K_BYTES];
-        let d = f16_at(b, 208) * act.dk[sb];
-        let x = act.qk[sb * QK_K..].as_ptr();
-        let mut sumi = 0i32;
-        for half in 0..2 {
-            let sc = &b[192 + 8 * half..192 + 8 * half + 8];
-            // SAFETY: ql (64 bytes at 64 * half), qh (32 bytes at 128 + 32 * half) lie inside
-            // the 210-byte block; 128 activations at 128 * half of the super-block's 256.
-            let g = unsafe {
-                let ql = b.as_ptr().add(64 * half);
-                let qh = b.as_ptr().add(128 + 32 * half);
-                let (ql0, ql1, ql2, ql3) = (
-                    ld_u8x16(ql),
-                    ld_u8x16(ql.add(16)),
-                    ld_u8x16(ql.add(32)),
-                    ld_u8x16(ql.add(48)),
-                );
-                let (qh0, qh1) = (ld_u8x16(qh), ld_u8x16(qh.add(16)));
-                let m4 = vdupq_n_u8(0x0f);
-                let m2 = vdupq_n_u8(0x30);
-                let off = vdupq_n_s8(32);
-                // q = low-or-high nibble | (2 bits of qh) << 4, minus 32.
-                let mk = |nib: uint8x16_t, hb: uint8x16_t| -> int8x16_t {
-                    vsubq_s8(vreinterpretq_s8_u8(vorrq_u8(nib, vandq_u8(hb, m2))), off)
-                };
-                let q1a = mk(vandq_u8(ql0, m4), vshlq_n_u8(qh0, 4));
-                let q1b = mk(vandq_u8(ql1, m4), vshlq_n_u8(qh1, 4));
-                let q2a = mk(vandq_u8(ql2, m4), vshlq_n_u8(qh0, 2));
-                let q2b = mk(vandq_u8(ql3, m4), vshlq_n_u8(qh1, 2));
-                let q3a = mk(vshrq_n_u8(ql0, 4), qh0);
-                let q3b = mk(vshrq_n_u8(ql1, 4), qh1);
-                let q4a = mk(vshrq_n_u8(ql2, 4), vshrq_n_u8(qh0, 2));
-                let q4b = mk(vshrq_n_u8(ql3, 4), vshrq_n_u8(qh1, 2));
-                let xp = x.add(128 * half);
-                [
-                    sum16(q1a, ld_s8x16(xp)),
-                    sum16(q1b, ld_s8x16(xp.add(16))),
-                    sum16(q2a, ld_s8x16(xp.add(32))),
-                    sum16(q2b, ld_s8x16(xp.add(48))),
-                    sum16(q3a, ld_s8x16(xp.add(64))),
-                    sum16(q3b, ld_s8x16(xp.add(80))),
-                    sum16(q4a, ld_s8x16(xp.add(96))),
-                    sum16(q4b, ld_s8x16(xp.add(112))),
-                ]
-            };
-            for (k, gs) in g.iter().enumerate() {
-                sumi += (sc[k] as i8) as i32 * gs;
-            }
-        }
+    for (sb, b) in row.chunks_exact(Q6_K_BYTES).take(superblocks).enumerate() {
+        let d = f16_at_fast(b, 208) * act.dk[sb];
+        // SAFETY: ql (64 bytes at 64 * half), qh (32 bytes at 128 + 32 * half) and the 16 scale
+        // bytes at 192 lie inside the 210-byte block; the super-block's 256 widened activations
+        // and 16 per-16 sums are in qk16 and bsums16 (dot_k checked their lengths).
+        let sumi = unsafe {
+            let p = b.as_ptr();
+            let x = act.qk16.as_ptr().add(sb * QK_K);
+            let scale_bytes = vreinterpretq_s8_u8(ld_u8x16(p.add(192)));
+            let (scales0, scales1) = (
+                vmovl_s8(vget_low_s8(scale_bytes)),
+                vmovl_high_s8(scale_bytes),
+            );
+            // offset = sum_g sc_g sum16_g(x): the -32 of every weight, through the sums.
+            let sums = act.bsums16.as_ptr().add(16 * sb);
+            let (sums0, sums1) = (ld_i16x8(sums), ld_i16x8(sums.add(8)));
+            let mut offset = vmull_s16(vget_low_s16(scales0), vget_low_s16(sums0));
+            offset = vmlal_high_s16(offset, scales0, sums0);
+            offset = vmlal_s16(offset, vget_low_s16(scales1), vget_low_s16(sums1));
+            offset = vmlal_high_s16(offset, scales1, sums1);
+            let mut acc = vdupq_n_s32(0);
+            acc = q6_k_half(acc, p, p.add(128), x, scales0);
+            acc = q6_k_half(acc, p.add(64), p.add(160), x.add(128), scales1);
+            sum_lanes32(vsubq_s32(acc, vshlq_n_s32::<5>(offset)))
+        };
         sum += d * sumi as f32;
     }
     sum
@@ -990,7 +1196,7 @@ fn dot_q6_k(row: &[u8], act: &Activations, superblocks: usize) -> f32 {
 mod tests {
     use super::super::portable;
     use super::*;
-    use crate::quant::{f16_to_f32, quantize_row};
+    use crate::quant::{f16_to_f32, q4_k_scale_min, quantize_row};
     use alloc::vec::Vec;
 
     #[test]
@@ -1032,6 +1238,13 @@ mod tests {
         mixed[9] = -1e30;
         mixed[11] = 1e-40; // subnormal
         cases.push(mixed);
+        let mut signed_nans: [f32; QK] = core::array::from_fn(|i| -(i as f32) * 1e-39);
+        signed_nans[0] = f32::from_bits(0xffc0_0001); // negative NaN
+        signed_nans[5] = f32::NEG_INFINITY;
+        cases.push(signed_nans);
+        let mut big_nan: [f32; QK] = [-2.5; QK];
+        big_nan[31] = f32::from_bits(0x7fff_ffff);
+        cases.push(big_nan);
         cases.push(core::array::from_fn(
             |i| if i % 2 == 0 { 0.5 } else { -1.5 },
         )); // ties
@@ -1092,6 +1305,34 @@ mod tests {
                         );
                     }
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn integer_f16_conversion_equals_fcvt() {
+        for bits in 0..=u16::MAX {
+            let fast = f16_at_fast(&bits.to_le_bytes(), 0);
+            assert_eq!(fast.to_bits(), f16_hw(bits).to_bits(), "{bits:#06x}");
+        }
+    }
+
+    #[test]
+    fn q4_k_scales_unpack_like_the_portable_reader() {
+        let mut state = 0x1234_5678_9abc_def0u64;
+        for _ in 0..2000 {
+            let mut packed = [0u8; 12];
+            for byte in packed.iter_mut() {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                *byte = state as u8;
+            }
+            let (scales, mins) = q4_k_scales_mins(&packed);
+            for j in 0..8 {
+                let (sc, m) = q4_k_scale_min(j, &packed);
+                assert_eq!(((scales >> (8 * j)) & 0xff) as u8, sc, "{packed:?} {j}");
+                assert_eq!(((mins >> (8 * j)) & 0xff) as u8, m, "{packed:?} {j}");
             }
         }
     }

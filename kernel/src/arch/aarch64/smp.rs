@@ -196,6 +196,53 @@ static JOB_PARTICIPANTS: AtomicUsize = AtomicUsize::new(0);
 static JOB_CALLER: AtomicUsize = AtomicUsize::new(0);
 static POOL: Mutex<()> = Mutex::new(());
 
+/// Counters of the worker pool since boot (the `cores` command prints them): how many jobs
+/// ran, how many wake-up SGIs they needed, how long workers took to pick a job up and how
+/// long the caller waited for the last share after finishing its own (timer ticks).
+pub struct PoolStats {
+    pub jobs: u64,
+    pub wake_sgis: u64,
+    pub caller_share_ticks: u64,
+    pub caller_wait_ticks: u64,
+    pub caller_sleeps: u64,
+    pub pickups: u64,
+    pub pickup_ticks: u64,
+    /// Time between the end of one job and the start of the next (the caller's serial work).
+    pub gap_ticks: u64,
+    /// Time from the start to the end of jobs, whole jobs (fork to join).
+    pub job_ticks: u64,
+}
+
+static STAT_JOBS: AtomicU64 = AtomicU64::new(0);
+static STAT_WAKE_SGIS: AtomicU64 = AtomicU64::new(0);
+static STAT_SHARE_TICKS: AtomicU64 = AtomicU64::new(0);
+static STAT_WAIT_TICKS: AtomicU64 = AtomicU64::new(0);
+static STAT_SLEEPS: AtomicU64 = AtomicU64::new(0);
+static STAT_PICKUPS: AtomicU64 = AtomicU64::new(0);
+static STAT_PICKUP_TICKS: AtomicU64 = AtomicU64::new(0);
+static STAT_GAP_TICKS: AtomicU64 = AtomicU64::new(0);
+static STAT_JOB_TICKS: AtomicU64 = AtomicU64::new(0);
+/// When the last job ended (timer ticks; 0 before the first).
+static LAST_JOB_END: AtomicU64 = AtomicU64::new(0);
+/// When the current job was published (timer ticks).
+static JOB_PUBLISHED_AT: AtomicU64 = AtomicU64::new(0);
+
+/// The pool's counters.
+pub fn pool_stats() -> PoolStats {
+    let get = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+    PoolStats {
+        jobs: get(&STAT_JOBS),
+        wake_sgis: get(&STAT_WAKE_SGIS),
+        caller_share_ticks: get(&STAT_SHARE_TICKS),
+        caller_wait_ticks: get(&STAT_WAIT_TICKS),
+        caller_sleeps: get(&STAT_SLEEPS),
+        pickups: get(&STAT_PICKUPS),
+        pickup_ticks: get(&STAT_PICKUP_TICKS),
+        gap_ticks: get(&STAT_GAP_TICKS),
+        job_ticks: get(&STAT_JOB_TICKS),
+    }
+}
+
 fn worker_loop(index: usize) -> ! {
     let mut seen = JOB_GENERATION.load(Ordering::Acquire);
     let mut after_job = false;
@@ -240,6 +287,11 @@ fn worker_loop(index: usize) -> ! {
             continue;
         }
         let job = *JOB.lock();
+        STAT_PICKUPS.fetch_add(1, Ordering::Relaxed);
+        STAT_PICKUP_TICKS.fetch_add(
+            super::timer::counter().saturating_sub(JOB_PUBLISHED_AT.load(Ordering::Relaxed)),
+            Ordering::Relaxed,
+        );
         if let Some(JobPointer(function)) = job {
             // SAFETY: run_on_all_cores published this pointer and does not return (ending the
             // borrow) until this worker has counted itself done below.
@@ -272,16 +324,23 @@ fn is_sleeping(core: usize) -> bool {
         .is_none_or(|flag| flag.load(Ordering::SeqCst))
 }
 
-/// Polls `ready` up to [`crate::limits::POOL_SPIN_ITERATIONS`] times; the generation seen when
-/// it became true, or `None`.
+/// Polls `ready` for up to [`crate::limits::POOL_SPIN_MICROSECONDS`]; the generation seen
+/// when it became true, or `None`.
 fn spin_until(ready: impl Fn() -> bool) -> Option<u64> {
-    for _ in 0..crate::limits::POOL_SPIN_ITERATIONS {
-        if ready() {
-            return Some(JOB_GENERATION.load(Ordering::Acquire));
+    let ticks = crate::limits::POOL_SPIN_MICROSECONDS * super::timer::frequency() / 1_000_000;
+    let deadline = super::timer::counter().saturating_add(ticks);
+    loop {
+        // The counter read is costly under QEMU (a helper call): look at it once every 64 polls.
+        for _ in 0..64 {
+            if ready() {
+                return Some(JOB_GENERATION.load(Ordering::Acquire));
+            }
+            core::hint::spin_loop();
         }
-        core::hint::spin_loop();
+        if super::timer::counter() >= deadline {
+            return None;
+        }
     }
-    None
 }
 
 /// Runs `work(core_index, core_count)` once on every online core (the caller's share runs on
@@ -291,9 +350,24 @@ pub fn run_on_all_cores(work: &(dyn Fn(usize, usize) + Sync)) {
     let count = online_cores();
     let caller = cpu::core_index();
     let guard = if caller == 0 { POOL.try_lock() } else { None };
+    let started = super::timer::counter();
+    if caller == 0 {
+        let last = LAST_JOB_END.load(Ordering::Relaxed);
+        // Gaps over 10 ms are idle time between commands, not the engine's serial work.
+        let gap = started.saturating_sub(last);
+        if last != 0 && gap < super::timer::frequency() / 100 {
+            STAT_GAP_TICKS.fetch_add(gap, Ordering::Relaxed);
+        }
+    }
     let Some(_guard) = guard.filter(|_| count > 1) else {
         for index in 0..count {
             work(index, count);
+        }
+        if caller == 0 {
+            let ended = super::timer::counter();
+            STAT_JOBS.fetch_add(1, Ordering::Relaxed);
+            STAT_JOB_TICKS.fetch_add(ended.saturating_sub(started), Ordering::Relaxed);
+            LAST_JOB_END.store(ended, Ordering::Relaxed);
         }
         return;
     };
@@ -304,17 +378,24 @@ pub fn run_on_all_cores(work: &(dyn Fn(usize, usize) + Sync)) {
     JOB_WORKERS_DONE.store(0, Ordering::Release);
     JOB_PARTICIPANTS.store(count, Ordering::Release);
     JOB_CALLER.store(caller, Ordering::Release);
+    STAT_JOBS.fetch_add(1, Ordering::Relaxed);
+    let published = super::timer::counter();
+    JOB_PUBLISHED_AT.store(published, Ordering::Relaxed);
     JOB_GENERATION.fetch_add(1, Ordering::SeqCst);
     // Only sleeping workers need the SGI; spinning ones see the new generation (see
     // `worker_loop` for why no wake-up is lost).
     for core in (0..count).filter(|&c| c != caller) {
         if is_sleeping(core) {
+            STAT_WAKE_SGIS.fetch_add(1, Ordering::Relaxed);
             crate::interrupts::send_sgi(WAKE_SGI, core);
         }
     }
     work(caller, count);
+    let shared = super::timer::counter();
+    STAT_SHARE_TICKS.fetch_add(shared.saturating_sub(published), Ordering::Relaxed);
     let done = || JOB_WORKERS_DONE.load(Ordering::SeqCst) >= count - 1;
     if spin_until(done).is_none() {
+        STAT_SLEEPS.fetch_add(1, Ordering::Relaxed);
         loop {
             let were_enabled = cpu::mask_irqs();
             // As in `worker_loop`: flag first, then check, so the last worker's SGI is not lost.
@@ -332,5 +413,9 @@ pub fn run_on_all_cores(work: &(dyn Fn(usize, usize) + Sync)) {
             }
         }
     }
+    let ended = super::timer::counter();
+    STAT_WAIT_TICKS.fetch_add(ended.saturating_sub(shared), Ordering::Relaxed);
+    STAT_JOB_TICKS.fetch_add(ended.saturating_sub(started), Ordering::Relaxed);
+    LAST_JOB_END.store(ended, Ordering::Relaxed);
     *JOB.lock() = None;
 }
