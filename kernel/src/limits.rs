@@ -46,7 +46,8 @@ pub const MAX_DEVICE_TREE_SIZE: usize = 2 * 1024 * 1024;
 /// or for the last share to finish (the caller) before sleeping in `wfi`, in microseconds. The
 /// inference engine runs ~150 fork-join jobs per token with serial gaps of 10-300 us between
 /// them (scalar float code is slow under TCG); a wake-up from `wfi` costs a host thread's sleep
-/// and wake under QEMU (tens of microseconds or more) and made two cores no faster than one. A
-/// bound in time rather than in polls holds on any CPU speed; 1 ms covers the engine's gaps and
-/// still sends an idle pool back to `wfi` (and to EL0 tasks) within a millisecond of the last job.
-pub const POOL_SPIN_MICROSECONDS: u64 = 1_000;
+/// and wake under QEMU (tens of microseconds or more). A bound in time holds on any CPU speed.
+/// Measured with `bench infer` on a 2-core host (SmolLM2, gen tok/s): 250 us gave 2 cores
+/// 7.1-7.3 and 4 vCPUs 4.4-4.7; 1 ms gave 2 cores 6.6-7.4 but 4 vCPUs only 2.5-2.7, because
+/// vCPUs spinning beyond the host's cores take its time from the ones with work.
+pub const POOL_SPIN_MICROSECONDS: u64 = 250;
