@@ -108,7 +108,7 @@ pub static COMMANDS: &[Command] = &[
     Command {
         name: "cores",
         usage: "",
-        summary: "run a job on every online core (worker pool), show per-core ticks",
+        summary: "run a job on every online core (worker pool), show per-core ticks and the pool's counters since boot",
         run: command_cores,
     },
     Command {
