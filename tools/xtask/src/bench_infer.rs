@@ -1,6 +1,8 @@
-//! `cargo xtask bench infer [--model PATH] [--smp N] [--json]`: in-kernel inference speed.
+//! `cargo xtask bench infer [--model PATH] [--smp N] [--runs N] [--json]`: in-kernel inference
+//! speed.
 //!
-//! For each core count (1, 2 and 4, or the one `--smp` names) the kernel boots with the model
+//! For each core count (1, 2 and 4, or the one `--smp` names), `--runs` times (default
+//! [`crate::limits::BENCH_INFER_RUNS`]; the median of each rate is reported), the kernel boots with the model
 //! as initrd and runs the TOOLCHAIN.md ChatML prompt (21 tokens) with `ai --raw --greedy
 //! --max-tokens 16`, then `ai-stats`, whose one machine-readable line gives the prompt time, the
 //! time to first token, the decode steps and their time, and the peak memory (weights in place +
@@ -86,7 +88,16 @@ fn measure(config: &integration::QemuConfig) -> Result<AiStats> {
 }
 
 /// Runs the bench (registered as `infer` in bench.rs).
+/// The median of `values` (the upper one of the middle two for an even count); 0 when empty.
+pub fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(0.0)
+}
+
 pub fn run_infer(args: &mut Args, report: &mut Report) -> Result<()> {
+    let runs = args
+        .number("--runs")?
+        .map_or(crate::limits::BENCH_INFER_RUNS, |n| n.max(1) as usize);
     let machine = MachineOptions::parse(args)?;
     args.finish()?;
     prereq::ensure_tools()?;
@@ -110,9 +121,25 @@ pub fn run_infer(args: &mut Args, report: &mut Report) -> Result<()> {
     for smp in core_counts {
         let mut config = base.clone();
         config.smp = smp;
-        let stats = measure(&config)?;
-        let prompt_tok_s = rate(stats.prompt_tokens, stats.prompt_ns);
-        let gen_tok_s = rate(stats.decode_steps, stats.decode_ns);
+        let mut all = Vec::new();
+        for _ in 0..runs {
+            all.push(measure(&config)?);
+        }
+        let Some(stats) = all.first().cloned() else {
+            continue;
+        };
+        let prompt_tok_s = median(
+            all.iter()
+                .map(|s| rate(s.prompt_tokens, s.prompt_ns))
+                .collect(),
+        );
+        let gen_tok_s = median(
+            all.iter()
+                .map(|s| rate(s.decode_steps, s.decode_ns))
+                .collect(),
+        );
+        let ttft_ns = median(all.iter().map(|s| s.ttft_ns as f64).collect()) as u64;
+        let peak_mem_bytes = all.iter().map(|s| s.peak_mem_bytes).max().unwrap_or(0);
         report.emit(
             JsonLine::new()
                 .str("bench", "infer")
@@ -120,18 +147,19 @@ pub fn run_infer(args: &mut Args, report: &mut Report) -> Result<()> {
                 .int("smp", u64::from(smp))
                 .num("prompt_tok_s", (prompt_tok_s * 1000.0).round() / 1000.0)
                 .num("gen_tok_s", (gen_tok_s * 1000.0).round() / 1000.0)
-                .int("ttft_ms", stats.ttft_ns / 1_000_000)
+                .int("ttft_ms", ttft_ns / 1_000_000)
                 .int("instructions_per_token", instructions_per_token)
                 .int("instructions_per_prompt_token", instructions_per_prompt_token)
-                .int("peak_mem_bytes", stats.peak_mem_bytes)
+                .int("peak_mem_bytes", peak_mem_bytes)
                 .int("prompt_tokens", stats.prompt_tokens)
-                .int("tokens", stats.tokens),
+                .int("tokens", stats.tokens)
+                .int("runs", runs as u64),
             &format!(
-                "infer {} smp={smp}: prompt {prompt_tok_s:.2} tok/s, generation {gen_tok_s:.2} tok/s, ttft {} ms, {:.1} M instructions/token (icount, 1 core), peak memory {:.1} MiB",
+                "infer {} smp={smp} (median of {runs}): prompt {prompt_tok_s:.2} tok/s, generation {gen_tok_s:.2} tok/s, ttft {} ms, {:.1} M instructions/token (icount, 1 core), peak memory {:.1} MiB",
                 stats.model,
-                stats.ttft_ns / 1_000_000,
+                ttft_ns / 1_000_000,
                 instructions_per_token as f64 / 1e6,
-                stats.peak_mem_bytes as f64 / (1024.0 * 1024.0)
+                peak_mem_bytes as f64 / (1024.0 * 1024.0)
             ),
         );
     }
@@ -141,6 +169,14 @@ pub fn run_infer(args: &mut Args, report: &mut Report) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn median_takes_the_middle_value() {
+        assert_eq!(median(vec![]), 0.0);
+        assert_eq!(median(vec![3.0]), 3.0);
+        assert_eq!(median(vec![5.0, 1.0, 4.0]), 4.0);
+        assert_eq!(median(vec![2.0, 1.0]), 2.0);
+    }
 
     #[test]
     fn parses_the_kernel_stats_line() {

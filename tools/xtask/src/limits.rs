@@ -11,6 +11,10 @@ pub const RUSTUP_TARGET_ADD_TIMEOUT: Duration = Duration::from_secs(60);
 /// a shared 2-core machine without making the bench long.
 pub const BENCH_BOOT_RUNS: usize = 5;
 
+/// Runs per core count of `bench infer` (median reported): wall-clock tok/s under TCG moves by
+/// ±20 % run to run on a shared host, so one run is not a figure.
+pub const BENCH_INFER_RUNS: usize = 3;
+
 /// Largest kernel image xtask accepts from an ELF: the flat image spans from the lowest
 /// to the highest loaded address, so a stray segment (e.g. one linked at a device
 /// address) would make a gigantic file. 64 MiB is far above any kernel we build (the

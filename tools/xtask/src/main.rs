@@ -135,6 +135,9 @@ fn help_for(command: &str) -> Option<String> {
                 (--board --smp --mem --model --gic --cpu) to time one configuration\n\
                 instead of the standard three (virt 1 core bare, virt default with the\n\
                 model, rpi4 with the model).\n\
+                infer options: --model PATH|NAME (default: the default model), --smp N\n\
+                (one core count instead of 1, 2 and 4), --runs N (default 3; medians),\n\
+                --mem MB (e.g. 2048 for TinyLlama).\n\
                 kernel options: --no-icount (skip the -icount shift=0 pass), --smp N (3 or\n\
                 more, default 3), --cpu NAME, --gic 2|3.",
             );
