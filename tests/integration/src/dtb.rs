@@ -53,7 +53,7 @@ pub fn memory_ranges(dts: &str) -> Result<Vec<Range>, String> {
             .collect::<Result<_, _>>()
             .map_err(|e| format!("bad reg cell in {trimmed:?}: {e}"))?;
         let per_entry = address_cells + size_cells;
-        if cells.is_empty() || cells.len() % per_entry != 0 {
+        if cells.is_empty() || !cells.len().is_multiple_of(per_entry) {
             return Err(format!(
                 "reg {trimmed:?} is not a list of {per_entry}-cell entries"
             ));

@@ -50,7 +50,7 @@ pub fn greedy_raw(
         if tokenizer.is_end_token(token) {
             break;
         }
-        out.push_str(&decoder.push(tokenizer.piece(token)));
+        out.push_str(decoder.push(tokenizer.piece(token)));
         if step + 1 < max_tokens {
             logits = session
                 .forward(token, ids.len() + step, &Sequential)
@@ -58,7 +58,7 @@ pub fn greedy_raw(
                 .to_vec();
         }
     }
-    out.push_str(&decoder.finish());
+    out.push_str(decoder.finish());
     // The kernel ends an unfinished line itself; `generated_text` drops that newline.
     let text = out.strip_suffix('\n').unwrap_or(&out).to_string();
     Ok(Generation {

@@ -321,7 +321,6 @@ impl QemuConfig {
             push("-s");
             push("-S");
         }
-        let mut args = args;
         args.push(OsString::from("-kernel"));
         args.push(self.image.clone().into_os_string());
         if let Some(dtb) = &self.dtb {

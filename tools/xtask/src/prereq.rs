@@ -344,7 +344,7 @@ fn find_file(dir: &Path, name: &str) -> Option<PathBuf> {
 pub fn newest_kernel_package(listing: &str) -> Option<String> {
     let version_key = |name: &str| -> Vec<u64> {
         name.trim_start_matches("linux-image-")
-            .split(|c: char| c == '.' || c == '-')
+            .split(['.', '-'])
             .map_while(|part| part.parse().ok())
             .collect()
     };
