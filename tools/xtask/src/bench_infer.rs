@@ -14,7 +14,7 @@
 use std::time::Duration;
 
 use crate::args::Args;
-use crate::bench::{boot_kernel, Report};
+use crate::bench::{boot_kernel, median, Report};
 use crate::error::{Error, Result};
 use crate::json::JsonLine;
 use crate::run::MachineOptions;
@@ -88,12 +88,6 @@ fn measure(config: &integration::QemuConfig) -> Result<AiStats> {
 }
 
 /// Runs the bench (registered as `infer` in bench.rs).
-/// The median of `values` (the upper one of the middle two for an even count); 0 when empty.
-pub fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values.get(values.len() / 2).copied().unwrap_or(0.0)
-}
-
 pub fn run_infer(args: &mut Args, report: &mut Report) -> Result<()> {
     let runs = args
         .number("--runs")?
@@ -128,17 +122,13 @@ pub fn run_infer(args: &mut Args, report: &mut Report) -> Result<()> {
         let Some(stats) = all.first().cloned() else {
             continue;
         };
-        let prompt_tok_s = median(
-            all.iter()
-                .map(|s| rate(s.prompt_tokens, s.prompt_ns))
-                .collect(),
-        );
-        let gen_tok_s = median(
-            all.iter()
-                .map(|s| rate(s.decode_steps, s.decode_ns))
-                .collect(),
-        );
-        let ttft_ns = median(all.iter().map(|s| s.ttft_ns as f64).collect()) as u64;
+        let median_of = |value: &dyn Fn(&AiStats) -> f64| {
+            let mut values: Vec<f64> = all.iter().map(value).collect();
+            median(&mut values)
+        };
+        let prompt_tok_s = median_of(&|s| rate(s.prompt_tokens, s.prompt_ns));
+        let gen_tok_s = median_of(&|s| rate(s.decode_steps, s.decode_ns));
+        let ttft_ns = median_of(&|s| s.ttft_ns as f64) as u64;
         let peak_mem_bytes = all.iter().map(|s| s.peak_mem_bytes).max().unwrap_or(0);
         report.emit(
             JsonLine::new()
@@ -169,14 +159,6 @@ pub fn run_infer(args: &mut Args, report: &mut Report) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn median_takes_the_middle_value() {
-        assert_eq!(median(vec![]), 0.0);
-        assert_eq!(median(vec![3.0]), 3.0);
-        assert_eq!(median(vec![5.0, 1.0, 4.0]), 4.0);
-        assert_eq!(median(vec![2.0, 1.0]), 2.0);
-    }
 
     #[test]
     fn parses_the_kernel_stats_line() {
