@@ -343,6 +343,28 @@ fn spin_until(ready: impl Fn() -> bool) -> Option<u64> {
     }
 }
 
+/// Counts a job that owns the pool and the caller's serial time since the last one; returns
+/// the job's start (timer ticks).
+fn job_started() -> u64 {
+    let started = super::timer::counter();
+    let last = LAST_JOB_END.load(Ordering::Relaxed);
+    // Gaps over 10 ms are idle time between commands, not the engine's serial work.
+    let gap = started.saturating_sub(last);
+    if last != 0 && gap < super::timer::frequency() / 100 {
+        STAT_GAP_TICKS.fetch_add(gap, Ordering::Relaxed);
+    }
+    STAT_JOBS.fetch_add(1, Ordering::Relaxed);
+    started
+}
+
+/// Records the end of a job begun at `started`; returns the end (timer ticks).
+fn job_ended(started: u64) -> u64 {
+    let ended = super::timer::counter();
+    STAT_JOB_TICKS.fetch_add(ended.saturating_sub(started), Ordering::Relaxed);
+    LAST_JOB_END.store(ended, Ordering::Relaxed);
+    ended
+}
+
 /// Runs `work(core_index, core_count)` once on every online core (the caller's share runs on
 /// the caller) and returns when all are done. Jobs do not nest: a call from inside a job, or from
 /// a core other than the boot core, runs every share on the calling core in turn.
@@ -350,24 +372,15 @@ pub fn run_on_all_cores(work: &(dyn Fn(usize, usize) + Sync)) {
     let count = online_cores();
     let caller = cpu::core_index();
     let guard = if caller == 0 { POOL.try_lock() } else { None };
-    let started = super::timer::counter();
-    if caller == 0 {
-        let last = LAST_JOB_END.load(Ordering::Relaxed);
-        // Gaps over 10 ms are idle time between commands, not the engine's serial work.
-        let gap = started.saturating_sub(last);
-        if last != 0 && gap < super::timer::frequency() / 100 {
-            STAT_GAP_TICKS.fetch_add(gap, Ordering::Relaxed);
-        }
-    }
+    // Only jobs that own the pool are counted: a nested call (from inside a job) or one from
+    // another core would count a share of a job as a job of its own.
+    let started = guard.is_some().then(job_started);
     let Some(_guard) = guard.filter(|_| count > 1) else {
         for index in 0..count {
             work(index, count);
         }
-        if caller == 0 {
-            let ended = super::timer::counter();
-            STAT_JOBS.fetch_add(1, Ordering::Relaxed);
-            STAT_JOB_TICKS.fetch_add(ended.saturating_sub(started), Ordering::Relaxed);
-            LAST_JOB_END.store(ended, Ordering::Relaxed);
+        if let Some(started) = started {
+            job_ended(started);
         }
         return;
     };
@@ -378,7 +391,6 @@ pub fn run_on_all_cores(work: &(dyn Fn(usize, usize) + Sync)) {
     JOB_WORKERS_DONE.store(0, Ordering::Release);
     JOB_PARTICIPANTS.store(count, Ordering::Release);
     JOB_CALLER.store(caller, Ordering::Release);
-    STAT_JOBS.fetch_add(1, Ordering::Relaxed);
     let published = super::timer::counter();
     JOB_PUBLISHED_AT.store(published, Ordering::Relaxed);
     JOB_GENERATION.fetch_add(1, Ordering::SeqCst);
@@ -413,9 +425,9 @@ pub fn run_on_all_cores(work: &(dyn Fn(usize, usize) + Sync)) {
             }
         }
     }
-    let ended = super::timer::counter();
-    STAT_WAIT_TICKS.fetch_add(ended.saturating_sub(shared), Ordering::Relaxed);
-    STAT_JOB_TICKS.fetch_add(ended.saturating_sub(started), Ordering::Relaxed);
-    LAST_JOB_END.store(ended, Ordering::Relaxed);
+    if let Some(started) = started {
+        let ended = job_ended(started);
+        STAT_WAIT_TICKS.fetch_add(ended.saturating_sub(shared), Ordering::Relaxed);
+    }
     *JOB.lock() = None;
 }
