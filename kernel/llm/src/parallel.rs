@@ -65,15 +65,6 @@ impl Parallel for ThreadScope {
     }
 }
 
-/// The rows worker `worker` of `workers` computes out of `rows`: contiguous, balanced to within
-/// one row, covering `0..rows` exactly once over all workers.
-pub fn rows_for(rows: usize, worker: usize, workers: usize) -> Range<usize> {
-    let workers = workers.max(1);
-    let start = rows * worker / workers;
-    let end = rows * (worker + 1) / workers;
-    start.min(rows)..end.min(rows)
-}
-
 /// Chunks handed out per worker: enough that a late start or an uneven host costs a fraction
 /// of a share, few enough that the per-chunk setup (a kernel call) stays negligible.
 pub const CHUNKS_PER_WORKER: usize = 8;
@@ -308,21 +299,6 @@ pub fn with_parts<R>(
 mod tests {
     use super::*;
     use alloc::vec;
-
-    #[test]
-    fn rows_cover_everything_once() {
-        for rows in [0, 1, 5, 49152, 577] {
-            for workers in 1..9 {
-                let mut next = 0;
-                for w in 0..workers {
-                    let r = rows_for(rows, w, workers);
-                    assert_eq!(r.start, next);
-                    next = r.end;
-                }
-                assert_eq!(next, rows);
-            }
-        }
-    }
 
     #[test]
     fn chunks_cover_every_unit_once_and_are_aligned() {
